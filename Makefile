@@ -1,0 +1,38 @@
+# The documented entry points. Every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+CHINWAG_DATA_DIR  ?= .chinwag
+CHINWAG_HTTP_PORT ?= 8080
+export CHINWAG_DATA_DIR CHINWAG_HTTP_PORT
+
+.PHONY: up test lint fmt bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## up: run chinwag on the embedded NATS and PostgreSQL (Ctrl-C stops it)
+up: $(STAMP)
+	$(BIN)/chinwag up --data-dir "$(CHINWAG_DATA_DIR)" --port "$(CHINWAG_HTTP_PORT)"
+
+## test: the whole suite against real nats-server and PostgreSQL
+test: $(STAMP)
+	$(BIN)/pytest
+
+## lint: ruff and mypy --strict
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,232 @@
+"""NATS helpers: connection, stream bootstrap, de-duplicated publish, the partition consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import nats
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    PubAck,
+    StorageType,
+    StreamConfig,
+)
+
+from libs.events import AnyEvent, encode_event
+from libs.settings import Settings
+from libs.subjects import Subjects
+
+log = structlog.get_logger(__name__)
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+async def connect(url: str, name: str) -> NATS:
+    """A client that reconnects forever; callers see errors only while NATS is away."""
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        connect_timeout=5,
+        allow_reconnect=True,
+    )
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    """The configuration the event stream must have."""
+    return StreamConfig(
+        name=settings.stream_name,
+        subjects=[Subjects(settings.subject_prefix, settings.partitions).events_wildcard],
+        storage=StorageType.FILE,
+        num_replicas=settings.stream_replicas,
+        max_age=settings.stream_max_age,
+        duplicate_window=settings.duplicate_window,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
+    """Create the event stream, or bring an existing one to the expected configuration."""
+    config = stream_config(settings)
+    try:
+        await js.stream_info(settings.stream_name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+            log.info("stream created", stream=settings.stream_name)
+            return
+        except nats.js.errors.BadRequestError:
+            pass  # another starter created it first; fall through to update
+    await js.update_stream(config)
+
+
+async def publish_event(
+    js: JetStreamContext, subjects: Subjects, event: AnyEvent, timeout: float = 5.0
+) -> PubAck:
+    """Publish with the event id as ``Nats-Msg-Id`` and wait for the stream's PubAck."""
+    return await publish_raw(
+        js, subjects.event(event), encode_event(event), str(event.event_id), timeout
+    )
+
+
+async def publish_raw(
+    js: JetStreamContext, subject: str, payload: bytes, msg_id: str, timeout: float = 5.0
+) -> PubAck:
+    """Publish already-encoded bytes with a de-duplication id, awaiting the PubAck."""
+    return await js.publish(subject, payload, timeout=timeout, headers={MSG_ID_HEADER: msg_id})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message of the stream as a consumer sees it."""
+
+    stream_seq: int
+    subject: str
+    data: bytes
+
+
+AfterAck = Callable[[], Awaitable[None]]
+
+
+class Projection(Protocol):
+    """What a partition consumer drives: a projection that tracks its own position."""
+
+    async def position(self, partition: int) -> int:
+        """The last stream sequence this projection committed for a partition (0: none)."""
+        ...
+
+    async def apply(self, partition: int, batch: Sequence[Delivery]) -> AfterAck | None:
+        """Project a batch in one transaction, recording the position; raise to retry."""
+        ...
+
+    async def park(self, partition: int, delivery: Delivery, error: str) -> None:
+        """Record a poison event and move the position past it."""
+        ...
+
+
+@dataclass
+class PartitionConsumer:
+    """Consumes one partition of the stream, in stream order, into a projection.
+
+    The projection's position lives in PostgreSQL, written in the same
+    transaction as the projection. At start, and after any failure, the durable
+    consumer is re-created to start just after that position, so events reach
+    the projection strictly in order and a redelivery of something already
+    committed is recognised and acked without effect. A batch that fails is
+    retried one event at a time; an event that fails ``max_attempts`` times in a
+    row is parked by the projection, never silently dropped.
+    """
+
+    js: JetStreamContext
+    stream: str
+    partition: int
+    filter_subject: str
+    durable: str
+    projection: Projection
+    batch: int = 256
+    ack_wait: float = 30.0
+    max_attempts: int = 5
+    retry_delay: float = 0.2
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempts = 0
+        size = self.batch
+        while not stop.is_set():
+            try:
+                position = await self.projection.position(self.partition)
+                sub = await self._subscribe(position)
+            except Exception as error:  # noqa: BLE001 - any failure here is retried
+                log.warning("consumer setup failed", partition=self.partition, error=repr(error))
+                await _sleep_unless(stop, self.retry_delay)
+                continue
+            try:
+                while not stop.is_set():
+                    msgs = await _fetch(sub, size)
+                    if not msgs:
+                        continue
+                    fresh = [
+                        Delivery(m.metadata.sequence.stream, m.subject, m.data)
+                        for m in msgs
+                        if m.metadata.sequence.stream > position
+                    ]
+                    after_ack: AfterAck | None = None
+                    if fresh:
+                        try:
+                            after_ack = await self.projection.apply(self.partition, fresh)
+                        except Exception as error:  # noqa: BLE001 - retried, then parked
+                            attempts += 1
+                            log.warning(
+                                "batch failed",
+                                partition=self.partition,
+                                first_seq=fresh[0].stream_seq,
+                                size=len(fresh),
+                                attempt=attempts,
+                                error=repr(error),
+                            )
+                            if len(fresh) == 1 and attempts >= self.max_attempts:
+                                await self.projection.park(self.partition, fresh[0], repr(error))
+                                attempts = 0
+                            size = 1
+                            await _sleep_unless(stop, self.retry_delay * min(attempts, 10))
+                            break  # re-create the consumer at the committed position
+                        position = fresh[-1].stream_seq
+                        attempts = 0
+                        size = self.batch
+                    for m in msgs:
+                        await m.ack()
+                    if after_ack is not None:
+                        await after_ack()
+            except (nats.errors.Error, OSError) as error:
+                log.warning("consumer interrupted", partition=self.partition, error=repr(error))
+                await _sleep_unless(stop, self.retry_delay)
+            finally:
+                await _quietly(sub.unsubscribe())
+
+    async def _subscribe(self, position: int) -> JetStreamContext.PullSubscription:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.js.delete_consumer(self.stream, self.durable)
+        await self.js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                durable_name=self.durable,
+                filter_subject=self.filter_subject,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=position + 1,
+                ack_wait=self.ack_wait,
+                max_ack_pending=self.batch * 4,
+            ),
+        )
+        return await self.js.pull_subscribe_bind(self.durable, self.stream)
+
+
+async def _fetch(sub: JetStreamContext.PullSubscription, size: int) -> list[Any]:
+    try:
+        return await sub.fetch(size, timeout=1.0)
+    except nats.errors.TimeoutError:
+        return []
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception as error:  # noqa: BLE001 - cleanup must not mask the real error
+        log.debug("cleanup failed", error=repr(error))

@@ -1,0 +1,119 @@
+"""PostgreSQL: the connection pool and the migration runner."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import asyncpg.pool
+import msgspec
+import structlog
+
+log = structlog.get_logger(__name__)
+
+if TYPE_CHECKING:
+    # A connection, whether held directly or borrowed from a pool.
+    Conn: TypeAlias = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+else:
+    Conn = Any
+
+# Any constant will do; it only has to be the same for every starter.
+_MIGRATION_LOCK = 0x63686E77  # "chnw"
+_MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.decode
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name,
+            schema="pg_catalog",
+            encoder=lambda v: _json_encode(v).decode(),
+            decoder=_json_decode,
+        )
+
+
+async def create_pool(dsn: str, size: int = 10) -> asyncpg.Pool[Any]:
+    """A pool whose connections encode and decode json/jsonb with msgspec."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The numbered SQL files shipped in ``libs/migrations``, in order."""
+    found = []
+    for entry in resources.files("libs.migrations").iterdir():
+        match = _MIGRATION_FILE.fullmatch(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration numbers: {versions}")
+    return found
+
+
+async def applied_versions(conn: asyncpg.Connection[Any]) -> set[int]:
+    """Versions recorded in ``schema_migrations`` (empty when it does not exist yet)."""
+    exists = await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+    if not exists:
+        return set()
+    rows = await conn.fetch("SELECT version FROM public.schema_migrations")
+    return {r["version"] for r in rows}
+
+
+async def pending_migrations(conn: asyncpg.Connection[Any]) -> list[Migration]:
+    """Migrations not yet applied to this database."""
+    done = await applied_versions(conn)
+    return [m for m in migrations() if m.version not in done]
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply pending migrations, one transaction per file, under an advisory lock.
+
+    Safe to run from several processes at once: the lock serialises them and
+    each re-reads what is applied once it holds the lock. Returns the names
+    of the migrations this call applied.
+    """
+    conn: asyncpg.Connection[Any] = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                       version    integer PRIMARY KEY,
+                       name       text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            for migration in await pending_migrations(conn):
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO public.schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                label = f"{migration.version:04d}_{migration.name}"
+                log.info("migration applied", migration=label)
+                applied.append(label)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied

@@ -1,0 +1,129 @@
+"""The event schemas: one tagged union, evolved by msgspec's schema-evolution rules.
+
+New fields get defaults; a field never changes type; a tag is never reused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+Body = list[str] | dict[str, Any]
+
+
+def new_event_id() -> uuid.UUID:
+    """A fresh server-assigned event id."""
+    return uuid.uuid4()
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields every event carries."""
+
+    event_id: uuid.UUID
+    ts: datetime
+
+
+class MessagePosted(Event, frozen=True, kw_only=True, tag="message.posted"):
+    """A PRIVMSG or NOTICE to a channel (``channel`` set) or a DM (``peer_id`` set)."""
+
+    command: str
+    sender_id: uuid.UUID
+    sender: str
+    to: str
+    channel: str | None = None
+    peer_id: uuid.UUID | None = None
+    params: list[str] = []
+    body: Body = []
+    meta: dict[str, Any] = {}
+
+    @property
+    def target(self) -> str:
+        if self.channel is not None:
+            return self.channel
+        assert self.peer_id is not None
+        return dm_target(self.sender_id, self.peer_id)
+
+
+class MemberJoined(Event, frozen=True, kw_only=True, tag="member.joined"):
+    """A session joined a channel (``channel`` is the case-folded name)."""
+
+    channel: str
+    name: str
+    session_id: uuid.UUID
+    nick: str
+
+    @property
+    def target(self) -> str:
+        return self.channel
+
+
+class MemberParted(Event, frozen=True, kw_only=True, tag="member.parted"):
+    """A session left a channel, by PART or, when ``kicked_by`` is set, by KICK."""
+
+    channel: str
+    name: str
+    session_id: uuid.UUID
+    nick: str
+    reason: list[str] = []
+    kicked_by: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.channel
+
+
+class SessionCreated(Event, frozen=True, kw_only=True, tag="session.created"):
+    """A new session (identity) was registered."""
+
+    session_id: uuid.UUID
+    nick: str
+
+    @property
+    def target(self) -> str:
+        return user_target(self.session_id)
+
+
+AnyEvent = MessagePosted | MemberJoined | MemberParted | SessionCreated
+
+MEMBERSHIP_EVENTS = (MemberJoined, MemberParted)
+
+
+def dm_target(a: uuid.UUID, b: uuid.UUID) -> str:
+    """The target key of a DM: the unordered pair of its two sessions."""
+    lo, hi = sorted((a, b))
+    return f"dm:{lo}:{hi}"
+
+
+def user_target(session_id: uuid.UUID) -> str:
+    """The target key of events that concern a user everywhere (NICK, QUIT, AWAY)."""
+    return f"user:{session_id}"
+
+
+def event_type(event: AnyEvent) -> str:
+    """The tag of an event, e.g. ``message.posted``."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: AnyEvent) -> bytes:
+    """Serialise an event for the stream."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    """Parse an event from the stream; raises ``msgspec.ValidationError`` on bad data."""
+    event: AnyEvent = _decoder.decode(data)
+    return event

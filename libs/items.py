@@ -1,0 +1,61 @@
+"""What clients receive: the queue and history item, and the wake-up between services."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from libs.events import Body
+
+
+def rfc3339(ts: datetime) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-11-23T10:00:00.123456Z``."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One queue or history item. ``seq`` is set only in a client's queue."""
+
+    seq: int | None = None
+    pos: int
+    id: str
+    ts: str
+    command: str
+    from_: str = msgspec.field(name="from")
+    to: str
+    params: list[str]
+    body: Body
+    meta: dict[str, Any]
+
+
+# The columns every item query selects, in this order (``m`` is delivery.messages).
+ITEM_COLUMNS = (
+    "m.pos, m.event_id, m.created_at, m.command, m.sender, m.to_name, m.params, m.body, m.meta"
+)
+
+
+def item_from_row(row: Any, seq: int | None = None) -> Item:
+    """Build an item from a row holding ``ITEM_COLUMNS``."""
+    return Item(
+        seq=seq,
+        pos=row["pos"],
+        id=str(row["event_id"]),
+        ts=rfc3339(row["created_at"]),
+        command=row["command"],
+        from_=row["sender"],
+        to=row["to_name"],
+        params=row["params"],
+        body=row["body"],
+        meta=row["meta"],
+    )
+
+
+class Wake(msgspec.Struct, array_like=True):
+    """Published by fanout after a commit: these clients' queues now reach these seqs."""
+
+    clients: list[tuple[str, int]]
+
+
+WAKE_CHUNK = 2000

@@ -1,0 +1,97 @@
+"""Internal request/reply over NATS: nats-py ``micro`` services in queue groups.
+
+A request is a msgspec Struct encoded as JSON; the reply is ``{"result": …}``
+or ``{"error": ErrorBody}``, so a refusal raised by a service reaches the
+gateway as the same ``ChatError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import nats.errors
+import structlog
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+
+from libs import errors
+from libs.errors import ChatError, ErrorBody
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+_NULL = msgspec.Raw(b"null")
+
+
+class Reply(msgspec.Struct):
+    result: msgspec.Raw = _NULL
+    error: ErrorBody | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_reply_decoder = msgspec.json.Decoder(Reply)
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+async def serve(
+    nc: NATS,
+    name: str,
+    version: str,
+    subject_prefix: str,
+    endpoints: dict[str, tuple[type[Any], Handler]],
+) -> Service:
+    """Start a micro service whose endpoints decode a request struct and run a handler.
+
+    Endpoint ``x`` listens on ``<subject_prefix>.x`` in the service's queue
+    group, so replicas share the load.
+    """
+    service = await add_service(nc, name=name, version=version, queue_group=name)
+    for endpoint, (request_type, handler) in endpoints.items():
+        await service.add_endpoint(
+            name=endpoint,
+            subject=f"{subject_prefix}.{endpoint}",
+            handler=_wrap(request_type, handler),
+        )
+    return service
+
+
+def _wrap(request_type: type[Any], handler: Handler) -> Callable[[Request], Awaitable[None]]:
+    decoder = msgspec.json.Decoder(request_type)
+
+    async def endpoint(request: Request) -> None:
+        try:
+            payload = decoder.decode(request.data)
+            result = await handler(payload)
+            reply = Reply(result=msgspec.Raw(_encoder.encode(result)))
+        except msgspec.ValidationError as error:
+            reply = Reply(error=errors.validation(str(error)).body)
+        except ChatError as error:
+            reply = Reply(error=error.body)
+        except Exception as error:
+            log.exception("endpoint failed", subject=request.subject)
+            reply = Reply(error=errors.unavailable(f"internal error: {type(error).__name__}").body)
+        await request.respond(_encoder.encode(reply))
+
+    return endpoint
+
+
+async def call(
+    nc: NATS, subject: str, request: Any, result_type: type[R], timeout: float = 5.0
+) -> R:
+    """Send a request and decode its result; a refusal is raised as ``ChatError``."""
+    try:
+        msg = await nc.request(subject, _encoder.encode(request), timeout=timeout)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as error:
+        raise errors.unavailable(f"{subject}: no answer ({type(error).__name__})") from error
+    reply = _reply_decoder.decode(msg.data)
+    if reply.error is not None:
+        raise ChatError.from_body(reply.error)
+    return msgspec.json.decode(reply.result, type=result_type)

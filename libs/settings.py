@@ -1,0 +1,93 @@
+"""Settings shared by every service: environment variables prefixed ``CHINWAG_``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every chinwag setting; each field is read from ``CHINWAG_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CHINWAG_", extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL; unset means the embedded server under data_dir."
+    )
+    nats_url: str | None = Field(
+        None, description="NATS URL; unset means the embedded nats-server under data_dir."
+    )
+    data_dir: Path = Field(Path(".chinwag"), description="Where the embedded servers keep data.")
+    http_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port the gateway listens on.")
+    server_name: str = Field("chinwag.local", description="This server's name.")
+    motd: str = Field("Welcome to chinwag.", description="Message of the day.")
+    max_history: int = Field(10_000, ge=1, description="Messages kept per target.")
+    max_message_bytes: int = Field(
+        4096, ge=64, description="Largest accepted command body, in bytes of JSON."
+    )
+    session_idle_timeout: float = Field(
+        86_400.0, gt=0, description="Seconds before an idle session expires."
+    )
+    partitions: int = Field(
+        4, ge=1, le=1024, description="Event stream partitions (fanout parallelism)."
+    )
+    fanout_partitions: str = Field(
+        "all", description="Partitions this fanout worker consumes: 'all' or e.g. '0,2'."
+    )
+    fanout_batch: int = Field(256, ge=1, le=10_000, description="Events per fanout transaction.")
+    subject_prefix: str = Field("chinwag", description="Prefix of every NATS subject.")
+    stream_name: str = Field("CHINWAG_EVENTS", description="JetStream stream of record.")
+    stream_replicas: int = Field(1, ge=1, le=5, description="JetStream stream replicas.")
+    stream_max_age: float = Field(
+        7 * 86_400.0, gt=0, description="Seconds the stream retains events."
+    )
+    duplicate_window: float = Field(
+        120.0, gt=0, description="JetStream de-duplication window in seconds."
+    )
+    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacked event is resent.")
+    max_deliver_attempts: int = Field(
+        5, ge=1, description="Attempts at one event before it is parked as poison."
+    )
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
+    login_rate: float = Field(1.0, gt=0, description="Logins per second per source address.")
+    login_burst: int = Field(5, ge=1, description="Login burst per source address.")
+    request_timeout: float = Field(5.0, gt=0, description="Seconds to wait on an internal call.")
+    log_format: str = Field("auto", description="'json', 'console' or 'auto' (tty → console).")
+    log_level: str = Field("info", description="Minimum log level.")
+
+    @field_validator("fanout_partitions")
+    @classmethod
+    def _partitions_spec(cls, value: str) -> str:
+        if value != "all":
+            for part in value.split(","):
+                if not part.strip().isdigit():
+                    raise ValueError("fanout_partitions must be 'all' or a list like '0,2'")
+        return value
+
+    @cached_property
+    def owned_partitions(self) -> list[int]:
+        """The partitions this fanout worker consumes."""
+        if self.fanout_partitions == "all":
+            return list(range(self.partitions))
+        owned = sorted({int(p) for p in self.fanout_partitions.split(",")})
+        return [p for p in owned if p < self.partitions]
+
+    def dsn(self) -> str:
+        """The database URL, or an error saying how to get one."""
+        if self.database_url is None:
+            raise RuntimeError(
+                "CHINWAG_DATABASE_URL is not set; run `chinwag up` for the embedded default"
+            )
+        return self.database_url.get_secret_value()
+
+    def nats(self) -> str:
+        """The NATS URL, or an error saying how to get one."""
+        if self.nats_url is None:
+            raise RuntimeError(
+                "CHINWAG_NATS_URL is not set; run `chinwag up` for the embedded default"
+            )
+        return self.nats_url

@@ -1,0 +1,141 @@
+"""The fanout worker: projects the event stream into messages and per-client queues."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, suppress
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from nats.aio.client import Client as NATS
+
+from libs import bus, db
+from libs.bus import AfterAck, Delivery, PartitionConsumer
+from libs.db import Conn
+from libs.events import AnyEvent, decode_event
+from libs.items import WAKE_CHUNK, Wake
+from libs.settings import Settings
+from libs.subjects import Subjects
+from services.fanout import store
+from services.fanout.handlers import segments
+
+log = structlog.get_logger(__name__)
+
+_wake_encoder = msgspec.json.Encoder()
+
+
+class DeliveryProjection:
+    """Writes each event's item once and one queue row per recipient client."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], nc: NATS, settings: Settings) -> None:
+        self.pool = pool
+        self.nc = nc
+        self.stream = settings.stream_name
+        self.wake_subject = Subjects(settings.subject_prefix, settings.partitions).wake
+
+    async def position(self, partition: int) -> int:
+        return await store.read_position(self.pool, self.stream, partition)
+
+    async def apply(self, partition: int, batch: Sequence[Delivery]) -> AfterAck | None:
+        woken: dict[str, int] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            position = await store.lock_position(conn, self.stream, partition)
+            batch = [d for d in batch if d.stream_seq > position]
+            if not batch:
+                return None
+            events: list[AnyEvent] = []
+            for delivery in batch:
+                try:
+                    events.append(decode_event(delivery.data))
+                except msgspec.DecodeError as error:
+                    await _park_in(conn, self.stream, delivery, repr(error))
+            done = await store.already_projected(conn, [e.event_id for e in events])
+            fresh = [e for e in events if e.event_id not in done]
+            for segment in segments(fresh):
+                await store.apply_changes(conn, segment.before)
+                woken.update(await store.write_items(conn, segment.items))
+                await store.apply_changes(conn, segment.after)
+            await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
+
+        async def wake() -> None:
+            await self.publish_wakes(woken)
+
+        return wake if woken else None
+
+    async def park(self, partition: int, delivery: Delivery, error: str) -> None:
+        log.error("event parked as poison", seq=delivery.stream_seq, error=error)
+        await store.park(
+            self.pool,
+            self.stream,
+            partition,
+            delivery.stream_seq,
+            delivery.subject,
+            delivery.data,
+            error,
+        )
+
+    async def publish_wakes(self, woken: dict[str, int]) -> None:
+        pairs = list(woken.items())
+        for start in range(0, len(pairs), WAKE_CHUNK):
+            chunk = Wake(clients=pairs[start : start + WAKE_CHUNK])
+            await self.nc.publish(self.wake_subject, _wake_encoder.encode(chunk))
+
+
+async def _park_in(conn: Conn, stream: str, delivery: Delivery, error: str) -> None:
+    log.error("undecodable event parked", seq=delivery.stream_seq, error=error)
+    await conn.execute(
+        """INSERT INTO delivery.poison (stream, stream_seq, subject, payload, error)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        stream,
+        delivery.stream_seq,
+        delivery.subject,
+        delivery.data,
+        error,
+    )
+
+
+async def _trim_loop(pool: asyncpg.Pool[Any], stop: asyncio.Event, interval: float) -> None:
+    while not stop.is_set():
+        try:
+            while await store.trim_acknowledged(pool) > 0 and not stop.is_set():
+                pass
+        except (asyncpg.PostgresError, OSError) as error:
+            log.warning("trim failed", error=repr(error))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.0) -> None:
+    """Consume every owned partition until ``stop`` is set."""
+    async with AsyncExitStack() as stack:
+        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        stack.push_async_callback(pool.close)
+        nc = await bus.connect(settings.nats(), "chinwag-fanout")
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        await bus.ensure_stream(js, settings)
+        subjects = Subjects(settings.subject_prefix, settings.partitions)
+        projection = DeliveryProjection(pool, nc, settings)
+        consumers = [
+            PartitionConsumer(
+                js=js,
+                stream=settings.stream_name,
+                partition=p,
+                filter_subject=subjects.partition_filter(p),
+                durable=f"fanout-{p}",
+                projection=projection,
+                batch=settings.fanout_batch,
+                ack_wait=settings.ack_wait,
+                max_attempts=settings.max_deliver_attempts,
+            )
+            for p in settings.owned_partitions
+        ]
+        log.info("fanout started", partitions=settings.owned_partitions)
+        async with asyncio.TaskGroup() as tasks:
+            for consumer in consumers:
+                tasks.create_task(consumer.run(stop))
+            tasks.create_task(_trim_loop(pool, stop, trim_interval))
+        log.info("fanout stopped")

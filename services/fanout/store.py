@@ -1,0 +1,227 @@
+"""Fanout's SQL: set-based writes of items, queue rows, membership and tracking."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from libs.db import Conn
+from services.fanout.handlers import Change, Join, StoredItem
+
+# One statement writes the items, finds their recipients from membership
+# joined with clients, takes each client's next seqs under the row lock of its
+# counter (rows locked in client id order, so concurrent writers never
+# deadlock and never commit a later seq before an earlier one), and writes one
+# queue row per recipient client.
+_WRITE_ITEMS = """
+WITH ev AS (
+    SELECT * FROM unnest(
+        $1::int[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::uuid[],
+        $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
+        $14::uuid[], $15::uuid[]
+    ) AS e(ord, event_id, target, pos, command, sender, sender_id,
+           to_name, params, body, meta, created_at, channel, dm_a, dm_b)
+),
+msg AS (
+    INSERT INTO delivery.messages
+        (event_id, target, pos, command, sender, sender_id, to_name, params, body, meta, created_at)
+    SELECT event_id, target, pos, command, sender, sender_id, to_name,
+           params::jsonb, body::jsonb, meta::jsonb, created_at
+    FROM ev ORDER BY ord
+    RETURNING id, event_id
+),
+rcpt AS (
+    SELECT ev.ord, msg.id AS message_id, c.id AS client_id
+    FROM ev
+    JOIN msg USING (event_id)
+    JOIN delivery.members m ON m.channel = ev.channel
+    JOIN identity.clients c ON c.session_id = m.session_id
+    UNION ALL
+    SELECT ev.ord, msg.id, c.id
+    FROM ev
+    JOIN msg USING (event_id)
+    JOIN identity.clients c ON c.session_id = ev.dm_a OR c.session_id = ev.dm_b
+    WHERE ev.channel IS NULL
+),
+counters AS (
+    INSERT INTO delivery.client_seq AS s (client_id, last_seq)
+    SELECT client_id, count(*) FROM rcpt GROUP BY client_id ORDER BY client_id
+    ON CONFLICT (client_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq
+    RETURNING client_id, last_seq
+),
+numbered AS (
+    SELECT r.client_id, r.message_id,
+           c.last_seq - count(*) OVER w + row_number() OVER (w ORDER BY r.ord) AS seq
+    FROM rcpt r JOIN counters c USING (client_id)
+    WINDOW w AS (PARTITION BY r.client_id)
+),
+queued AS (
+    INSERT INTO delivery.client_queues (client_id, seq, message_id)
+    SELECT client_id, seq, message_id FROM numbered
+)
+SELECT client_id, last_seq FROM counters
+"""
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _json(value: Any) -> str:
+    # Nested lists would be taken for a multi-dimensional array: send JSON text.
+    return _encode(value).decode()
+
+
+_NEXT_POSITIONS = """
+INSERT INTO delivery.targets AS t (target, last_pos)
+SELECT target, count(*) FROM unnest($1::text[]) AS u(target) GROUP BY target ORDER BY target
+ON CONFLICT (target) DO UPDATE SET last_pos = t.last_pos + excluded.last_pos
+RETURNING target, last_pos
+"""
+
+
+async def lock_position(conn: Conn, stream: str, partition: int) -> int:
+    """Lock this partition's tracking row for the transaction and return its position."""
+    await conn.execute(
+        """INSERT INTO delivery.partition_offsets (stream, partition, stream_seq)
+           VALUES ($1, $2, 0) ON CONFLICT DO NOTHING""",
+        stream,
+        partition,
+    )
+    position = await conn.fetchval(
+        """SELECT stream_seq FROM delivery.partition_offsets
+           WHERE stream = $1 AND partition = $2 FOR UPDATE""",
+        stream,
+        partition,
+    )
+    return int(position)
+
+
+async def read_position(pool: asyncpg.Pool[Any], stream: str, partition: int) -> int:
+    position = await pool.fetchval(
+        "SELECT stream_seq FROM delivery.partition_offsets WHERE stream = $1 AND partition = $2",
+        stream,
+        partition,
+    )
+    return int(position or 0)
+
+
+async def save_position(conn: Conn, stream: str, partition: int, stream_seq: int) -> None:
+    await conn.execute(
+        """UPDATE delivery.partition_offsets SET stream_seq = $3
+           WHERE stream = $1 AND partition = $2""",
+        stream,
+        partition,
+        stream_seq,
+    )
+
+
+async def already_projected(conn: Conn, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Event ids that already have their item (a redelivery, or a republished event)."""
+    rows = await conn.fetch(
+        "SELECT event_id FROM delivery.messages WHERE event_id = ANY($1::uuid[])", event_ids
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def apply_changes(conn: Conn, changes: list[Change]) -> None:
+    """Apply membership changes to fanout's projection, in order."""
+    for change in changes:
+        if isinstance(change, Join):
+            await conn.execute(
+                """INSERT INTO delivery.members (channel, session_id) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING""",
+                change.channel,
+                change.session_id,
+            )
+        else:
+            await conn.execute(
+                "DELETE FROM delivery.members WHERE channel = $1 AND session_id = $2",
+                change.channel,
+                change.session_id,
+            )
+
+
+async def write_items(conn: Conn, items: list[StoredItem]) -> dict[str, int]:
+    """Write items once and queue them to every recipient client; returns each client's last seq."""
+    if not items:
+        return {}
+    counts = Counter(item.target for item in items)
+    last = {
+        r["target"]: r["last_pos"]
+        for r in await conn.fetch(_NEXT_POSITIONS, [i.target for i in items])
+    }
+    next_pos = {target: last[target] - n + 1 for target, n in counts.items()}
+    positions = []
+    for item in items:
+        positions.append(next_pos[item.target])
+        next_pos[item.target] += 1
+    rows = await conn.fetch(
+        _WRITE_ITEMS,
+        list(range(len(items))),
+        [i.event_id for i in items],
+        [i.target for i in items],
+        positions,
+        [i.command for i in items],
+        [i.sender for i in items],
+        [i.sender_id for i in items],
+        [i.to_name for i in items],
+        [_json(i.params) for i in items],
+        [_json(i.body) for i in items],
+        [_json(i.meta) for i in items],
+        [i.created_at for i in items],
+        [i.channel for i in items],
+        [i.dm[0] if i.dm else None for i in items],
+        [i.dm[1] if i.dm else None for i in items],
+    )
+    return {str(r["client_id"]): r["last_seq"] for r in rows}
+
+
+async def park(
+    pool: asyncpg.Pool[Any],
+    stream: str,
+    partition: int,
+    stream_seq: int,
+    subject: str,
+    payload: bytes,
+    error: str,
+) -> None:
+    """Record a poison event and move the partition's position past it."""
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_position(conn, stream, partition)
+        await conn.execute(
+            """INSERT INTO delivery.poison (stream, stream_seq, subject, payload, error)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+            stream,
+            stream_seq,
+            subject,
+            payload,
+            error,
+        )
+        await conn.execute(
+            """UPDATE delivery.partition_offsets SET stream_seq = greatest(stream_seq, $3)
+               WHERE stream = $1 AND partition = $2""",
+            stream,
+            partition,
+            stream_seq,
+        )
+
+
+async def trim_acknowledged(pool: asyncpg.Pool[Any], limit: int = 10_000) -> int:
+    """Delete queue rows at or below their client's acknowledged seq, or of clients gone.
+
+    Bounded per call; rows above a live client's cursor are never touched.
+    """
+    result = await pool.execute(
+        """DELETE FROM delivery.client_queues q
+           WHERE (q.client_id, q.seq) IN (
+               SELECT q2.client_id, q2.seq
+               FROM delivery.client_queues q2
+               LEFT JOIN identity.clients c ON c.id = q2.client_id
+               WHERE c.id IS NULL OR q2.seq <= c.acked_seq
+               LIMIT $1)""",
+        limit,
+    )
+    return int(result.split()[-1])

@@ -1,0 +1,490 @@
+"""The gateway: chinwag's only public HTTP surface (API v1, probes, metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+import structlog
+import uvicorn
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Gauge, make_asgi_app
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from libs import bus, db, errors, rpc
+from libs.contracts import HISTORY, HistoryRequest, HistoryResult
+from libs.errors import ChatError
+from libs.events import SessionCreated, new_event_id, utcnow
+from libs.irc import fold, valid_nick
+from libs.items import Item, item_from_row
+from libs.outbox import Outbox
+from libs.settings import Settings
+from libs.subjects import Subjects
+from services.gateway import auth, store
+from services.gateway.commands import Command, Commands
+from services.gateway.longpoll import WaiterHub
+from services.gateway.models import (
+    CommandIn,
+    CommandOut,
+    ErrorOut,
+    HistoryOut,
+    LoginIn,
+    MessagesOut,
+    SessionIn,
+    SessionOut,
+    StateOut,
+    StatusOut,
+)
+from services.gateway.store import Caller
+
+log = structlog.get_logger(__name__)
+
+COOKIE = "chinwag_token"
+IDEMPOTENCY_LEASE = 10.0  # seconds an unanswered claim blocks a retry with the same key
+
+SENDS = Counter("chinwag_gateway_commands_total", "Commands answered", ["command", "status"])
+WAITING = Gauge("chinwag_gateway_longpolls_waiting", "Long-polls parked on this gateway")
+
+_encoder = msgspec.json.Encoder()
+
+
+class MessagesPage(msgspec.Struct):
+    messages: list[Item]
+    last_seq: int
+
+
+@dataclass
+class Gateway:
+    """What the routes share: connections, the waiter hub and the command executor."""
+
+    settings: Settings
+    pool: asyncpg.Pool[Any]
+    nc: NATS
+    js: JetStreamContext
+    hub: WaiterHub
+    commands: Commands
+    outbox: Outbox
+    logins: auth.RateLimiter
+
+
+def _state(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+_bearer = HTTPBearer(auto_error=False)
+_cookie = APIKeyCookie(name=COOKIE, auto_error=False)
+
+
+async def current_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_cookie)],
+) -> Caller:
+    token = credentials.credentials if credentials else cookie
+    if not token:
+        raise errors.unauthorized()
+    caller = await store.caller_by_token(_state(request).pool, auth.token_hash(token))
+    if caller is None:
+        raise errors.unauthorized()
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+GatewayDep = Annotated[Gateway, Depends(_state)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
+    """The ASGI app; connections are opened by the lifespan unless ``gateway`` is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if gateway is not None:
+            app.state.gateway = gateway
+            yield
+            return
+        async with open_gateway(settings) as opened:
+            app.state.gateway = opened
+            yield
+
+    app = FastAPI(
+        title="chinwag",
+        version="1",
+        summary="An IRC-inspired chat server over HTTP+JSON",
+        lifespan=lifespan,
+        responses=ERRORS,
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_message_bytes)
+    _install_error_handlers(app)
+    _install_routes(app)
+    app.mount("/metrics", make_asgi_app())
+    return app
+
+
+@asynccontextmanager
+async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """Connect to PostgreSQL and NATS, subscribe to wakes; close it all on exit."""
+    async with AsyncExitStack() as stack:
+        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        stack.push_async_callback(pool.close)
+        nc = await bus.connect(settings.nats(), "chinwag-gateway")
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        await bus.ensure_stream(js, settings)
+        subjects = Subjects(settings.subject_prefix, settings.partitions)
+        hub = WaiterHub()
+
+        async def on_wake(msg: Any) -> None:
+            hub.on_wake_message(msg.data)
+
+        await nc.subscribe(subjects.wake, cb=on_wake)
+        gateway = Gateway(
+            settings=settings,
+            pool=pool,
+            nc=nc,
+            js=js,
+            hub=hub,
+            commands=Commands(pool, nc, js, settings),
+            outbox=Outbox("identity", subjects),
+            logins=auth.RateLimiter(settings.login_rate, settings.login_burst),
+        )
+        stop = asyncio.Event()
+        relay = asyncio.create_task(gateway.outbox.relay(pool, js, stop))
+        try:
+            yield gateway
+        finally:
+            hub.close()
+            stop.set()
+            await relay
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ChatError)
+    async def chat_error(request: Request, error: ChatError) -> JSONResponse:
+        headers = {}
+        if error.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(error.retry_after)))
+        return error_response(error, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in error.errors()[:5]
+        )
+        return error_response(errors.validation(problems or "invalid request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "ERR_NOT_FOUND", 405: "ERR_METHOD_NOT_ALLOWED"}.get(
+            error.status_code, "ERR_HTTP"
+        )
+        return error_response(ChatError(error.status_code, code, str(error.detail)))
+
+
+def error_response(error: ChatError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = error.body
+    return JSONResponse(
+        {"error": {"code": body.code, "numeric": body.numeric, "message": body.message}},
+        status_code=body.status,
+        headers=headers,
+    )
+
+
+def _install_routes(app: FastAPI) -> None:
+    @app.post("/api/v1/session", status_code=201, response_model=SessionOut, tags=["session"])
+    async def create_session(
+        body: SessionIn, request: Request, response: Response, gw: GatewayDep
+    ) -> SessionOut:
+        """Create a session (an identity) and its first client."""
+        if not valid_nick(body.nick):
+            raise errors.erroneous_nick(body.nick)
+        session_id, client_id, token = uuid.uuid4(), uuid.uuid4(), auth.new_token()
+        password_hash = (
+            await asyncio.to_thread(auth.hash_password, body.password) if body.password else None
+        )
+        event = SessionCreated(
+            event_id=new_event_id(), ts=utcnow(), session_id=session_id, nick=body.nick
+        )
+        async with gw.pool.acquire() as conn, conn.transaction():
+            try:
+                await store.create_session(
+                    conn, session_id, body.nick, fold(body.nick), password_hash
+                )
+            except store.NickInUse:
+                raise errors.nick_in_use(body.nick) from None
+            await store.create_client(
+                conn, client_id, session_id, auth.token_hash(token), _user_agent(request)
+            )
+            await gw.outbox.add(conn, [event])
+        with contextlib.suppress(Exception):  # the relay publishes it later
+            await gw.outbox.flush(gw.pool, gw.js, event.target)
+        _set_cookie(response, token)
+        return SessionOut(session_id=session_id, client_id=client_id, nick=body.nick, token=token)
+
+    @app.post("/api/v1/login", response_model=SessionOut, tags=["session"])
+    async def login(
+        body: LoginIn, request: Request, response: Response, gw: GatewayDep
+    ) -> SessionOut:
+        """Log a new client into an existing session that has a password."""
+        wait = gw.logins.take(request.client.host if request.client else "?")
+        if wait:
+            raise errors.rate_limited(wait)
+        row = await store.session_for_login(gw.pool, fold(body.nick))
+        stored = row["password_hash"] if row else None
+        if not await asyncio.to_thread(auth.verify_password, stored, body.password):
+            raise errors.password_mismatch()
+        assert row is not None
+        client_id, token = uuid.uuid4(), auth.new_token()
+        await store.create_client(
+            gw.pool, client_id, row["id"], auth.token_hash(token), _user_agent(request)
+        )
+        _set_cookie(response, token)
+        return SessionOut(session_id=row["id"], client_id=client_id, nick=row["nick"], token=token)
+
+    @app.post("/api/v1/logout", response_model=StatusOut, tags=["session"])
+    async def logout(caller: CallerDep, response: Response, gw: GatewayDep) -> StatusOut:
+        """Revoke this client's token; the session and its other clients are untouched."""
+        await store.delete_client(gw.pool, caller.client_id)
+        response.delete_cookie(COOKIE)
+        return StatusOut(status="ok")
+
+    @app.get("/api/v1/state", response_model=StateOut, tags=["session"])
+    async def state(caller: CallerDep, gw: GatewayDep) -> StateOut:
+        """This client's session, channels, away state and the last seq of its queue."""
+        channels, away, last = await asyncio.gather(
+            store.channels_of(gw.pool, caller.session_id),
+            store.away_of(gw.pool, caller.session_id),
+            store.last_seq(gw.pool, caller.client_id),
+        )
+        return StateOut(
+            session_id=caller.session_id,
+            client_id=caller.client_id,
+            nick=caller.nick,
+            channels=channels,
+            away=away,
+            last_seq=last,
+        )
+
+    @app.post("/api/v1/messages", response_model=CommandOut, tags=["messages"])
+    async def post_message(
+        body: CommandIn, request: Request, caller: CallerDep, gw: GatewayDep
+    ) -> Response:
+        """Send one command. An ``Idempotency-Key`` header makes a retry safe."""
+        key = request.headers.get("idempotency-key") or body.idempotency_key
+        command = Command(
+            command=body.command.upper(),
+            to=body.to,
+            params=body.params,
+            body=body.body,
+            meta=body.meta,
+        )
+        status, payload = await _execute_once(gw, caller, command, key)
+        SENDS.labels(command.command if status < 500 else "-", str(status)).inc()
+        if status >= 400:
+            return JSONResponse(payload, status_code=status)
+        return Response(_encoder.encode(payload), media_type="application/json")
+
+    @app.get("/api/v1/messages", response_model=MessagesOut, tags=["messages"])
+    async def poll(
+        caller: CallerDep,
+        gw: GatewayDep,
+        after: Annotated[int, Query(ge=0)] = 0,
+        timeout: Annotated[float, Query(ge=0, le=60)] = 15,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        """Items of this client's queue with seq > ``after``, waiting up to ``timeout`` s."""
+        waiter = gw.hub.register(str(caller.client_id), after)
+        WAITING.inc()
+        try:
+            if after > caller.acked_seq:
+                await store.acknowledge(gw.pool, caller.client_id, after)
+            rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
+            if not rows and timeout > 0 and await waiter.wait(timeout):
+                rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
+        finally:
+            WAITING.dec()
+            gw.hub.unregister(waiter)
+        page = MessagesPage(
+            messages=[item_from_row(r, r["seq"]) for r in rows],
+            last_seq=rows[-1]["seq"] if rows else after,
+        )
+        return Response(_encoder.encode(page), media_type="application/json")
+
+    @app.get("/api/v1/history", response_model=HistoryOut, tags=["messages"])
+    async def history(
+        caller: CallerDep,
+        gw: GatewayDep,
+        target: Annotated[str, Query(min_length=1, max_length=64)],
+        before: Annotated[int | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Response:
+        """A page of a channel's or DM's history, oldest first."""
+        subjects = gw.commands.subjects
+        result = await rpc.call(
+            gw.nc,
+            subjects.service(HISTORY, "fetch"),
+            HistoryRequest(caller.session_id, target, before, after, limit),
+            HistoryResult,
+            gw.settings.request_timeout,
+        )
+        return Response(_encoder.encode(result), media_type="application/json")
+
+    @app.get("/livez", tags=["operations"])
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(gw: GatewayDep) -> JSONResponse:
+        checks = {"postgres": False, "nats": gw.nc.is_connected, "stream": False}
+        with contextlib.suppress(Exception):
+            checks["postgres"] = await gw.pool.fetchval("SELECT true") is True
+        with contextlib.suppress(Exception):
+            await gw.js.stream_info(gw.settings.stream_name)
+            checks["stream"] = True
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+
+async def _execute_once(
+    gw: Gateway, caller: Caller, command: Command, key: str | None
+) -> tuple[int, Any]:
+    """Run a command, or with an idempotency key return what its first run answered."""
+    if key is None:
+        return await _run(gw, caller, command, new_event_id())
+    claim = await store.claim_key(
+        gw.pool, caller.session_id, key, _fingerprint(command), new_event_id(), IDEMPOTENCY_LEASE
+    )
+    if claim.mismatch:
+        raise errors.idempotency_mismatch()
+    if claim.in_flight:
+        raise errors.idempotency_in_flight()
+    if claim.status is not None:
+        return claim.status, claim.response
+    status, payload = await _run(gw, caller, command, claim.event_id)
+    if status >= 500:
+        await store.release_key(gw.pool, caller.session_id, key)
+    else:
+        await store.complete_key(gw.pool, caller.session_id, key, status, payload)
+    return status, payload
+
+
+async def _run(
+    gw: Gateway, caller: Caller, command: Command, event_id: uuid.UUID
+) -> tuple[int, Any]:
+    try:
+        return 200, await gw.commands.execute(caller, command, event_id)
+    except ChatError as error:
+        body = error.body
+        return body.status, {
+            "error": {"code": body.code, "numeric": body.numeric, "message": body.message}
+        }
+
+
+def _fingerprint(command: Command) -> bytes:
+    canonical = msgspec.json.encode(
+        [command.command, command.to, command.params, command.body, command.meta], order="sorted"
+    )
+    return hashlib.sha256(canonical).digest()
+
+
+def _user_agent(request: Request) -> str | None:
+    agent = request.headers.get("user-agent")
+    return agent[:256] if agent else None
+
+
+def _set_cookie(response: Response, token: str) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit with 413, before anything parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await error_response(errors.too_large(self.limit))(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise errors.too_large(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class _Server(uvicorn.Server):
+    """Signals are the caller's to handle: it sets ``stop``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Serve until ``stop`` is set, then call ``on_stop`` and let requests finish."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if on_stop is not None:
+        on_stop()
+    server.should_exit = True
+    stopper.cancel()
+    await task
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the gateway's HTTP server until ``stop`` is set."""
+    app = create_app(settings)
+
+    def answer_polls() -> None:
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            gateway.hub.close()
+
+    await serve(app, settings.http_host, settings.http_port, stop, answer_polls)

@@ -1,0 +1,81 @@
+"""Waiting long-polls, woken by fanout's wake messages.
+
+A poll registers its waiter *before* it reads the queue, so a wake that lands
+between the read and the wait still finds it: no lost wake-ups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import msgspec
+import structlog
+
+from libs.items import Wake
+
+log = structlog.get_logger(__name__)
+
+_decoder = msgspec.json.Decoder(Wake)
+
+
+class Waiter:
+    def __init__(self, client_id: str, after: int) -> None:
+        self.client_id = client_id
+        self.after = after
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when woken, False on timeout."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class WaiterHub:
+    """The long-polls this gateway process holds, by client id."""
+
+    def __init__(self) -> None:
+        self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
+        self.closing = False
+
+    def register(self, client_id: str, after: int) -> Waiter:
+        waiter = Waiter(client_id, after)
+        if self.closing:
+            waiter.event.set()
+        self._waiters[client_id].add(waiter)
+        return waiter
+
+    def unregister(self, waiter: Waiter) -> None:
+        waiters = self._waiters.get(waiter.client_id)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[waiter.client_id]
+
+    def wake(self, client_id: str, seq: int) -> None:
+        for waiter in self._waiters.get(client_id, ()):
+            if seq > waiter.after:
+                waiter.event.set()
+
+    def close(self) -> None:
+        """Shutting down: answer every parked poll now, and every later one at once."""
+        self.closing = True
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.event.set()
+
+    def on_wake_message(self, data: bytes) -> None:
+        try:
+            wake = _decoder.decode(data)
+        except msgspec.DecodeError:
+            log.warning("undecodable wake message")
+            return
+        for client_id, seq in wake.clients:
+            self.wake(client_id, seq)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())

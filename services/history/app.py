@@ -1,0 +1,68 @@
+"""The history service: scrollback by keyset pagination, readable only by whom it concerns."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any
+
+import asyncpg
+import structlog
+
+from libs import bus, db, errors, rpc
+from libs.contracts import HISTORY, HistoryRequest, HistoryResult
+from libs.events import dm_target
+from libs.irc import fold, is_channel
+from libs.settings import Settings
+from libs.subjects import Subjects
+from services.history import store
+
+log = structlog.get_logger(__name__)
+
+MAX_LIMIT = 500
+
+
+class History:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self.pool = pool
+
+    async def fetch(self, request: HistoryRequest) -> HistoryResult:
+        if not 1 <= request.limit <= MAX_LIMIT:
+            raise errors.validation(f"limit must be between 1 and {MAX_LIMIT}")
+        if request.before is not None and request.after is not None:
+            raise errors.validation("give before or after, not both")
+        if is_channel(request.target):
+            key = fold(request.target)
+            if await store.channel_name(self.pool, key) is None:
+                raise errors.no_such_channel(request.target)
+            if not await store.is_member(self.pool, key, request.session_id):
+                raise errors.not_on_channel(request.target)
+        else:
+            peer = await store.session_by_nick(self.pool, fold(request.target))
+            if peer is None:
+                raise errors.no_such_nick(request.target)
+            key = dm_target(request.session_id, peer)
+        items, more = await store.page(self.pool, key, request.before, request.after, request.limit)
+        return HistoryResult(messages=items, has_more=more)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve history requests until ``stop`` is set."""
+    async with AsyncExitStack() as stack:
+        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        stack.push_async_callback(pool.close)
+        nc = await bus.connect(settings.nats(), "chinwag-history")
+        stack.push_async_callback(nc.drain)
+        subjects = Subjects(settings.subject_prefix, settings.partitions)
+        history = History(pool)
+        service = await rpc.serve(
+            nc,
+            name="chinwag-history",
+            version="0.1.0",
+            subject_prefix=subjects.service(HISTORY, "").rstrip("."),
+            endpoints={"fetch": (HistoryRequest, history.fetch)},
+        )
+        stack.push_async_callback(service.stop)
+        log.info("history started")
+        await stop.wait()
+        log.info("history stopped")

@@ -1,0 +1,55 @@
+"""History's SQL: keyset pages over a target's items, and who may read them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from libs.items import ITEM_COLUMNS, Item, item_from_row
+
+
+async def channel_name(pool: asyncpg.Pool[Any], folded: str) -> str | None:
+    name = await pool.fetchval("SELECT name FROM presence.channels WHERE name_folded = $1", folded)
+    return None if name is None else str(name)
+
+
+async def is_member(pool: asyncpg.Pool[Any], folded: str, session_id: uuid.UUID) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT true FROM presence.members WHERE channel = $1 AND session_id = $2",
+            folded,
+            session_id,
+        )
+    )
+
+
+async def session_by_nick(pool: asyncpg.Pool[Any], folded_nick: str) -> uuid.UUID | None:
+    found = await pool.fetchval(
+        "SELECT id FROM identity.sessions WHERE nick_folded = $1", folded_nick
+    )
+    return found if isinstance(found, uuid.UUID) else None
+
+
+async def page(
+    pool: asyncpg.Pool[Any], target: str, before: int | None, after: int | None, limit: int
+) -> tuple[list[Item], bool]:
+    """Up to ``limit`` items oldest first, and whether more lie beyond in that direction."""
+    if after is not None:
+        rows = await pool.fetch(
+            f"""SELECT {ITEM_COLUMNS} FROM delivery.messages m
+                WHERE m.target = $1 AND m.pos > $2 ORDER BY m.pos LIMIT $3""",
+            target,
+            after,
+            limit + 1,
+        )
+        return [item_from_row(r) for r in rows[:limit]], len(rows) > limit
+    rows = await pool.fetch(
+        f"""SELECT {ITEM_COLUMNS} FROM delivery.messages m
+            WHERE m.target = $1 AND m.pos < $2 ORDER BY m.pos DESC LIMIT $3""",
+        target,
+        before if before is not None else 2**62,
+        limit + 1,
+    )
+    return [item_from_row(r) for r in reversed(rows[:limit])], len(rows) > limit
