@@ -101,6 +101,10 @@ class Delivery:
 AfterAck = Callable[[], Awaitable[None]]
 
 
+class PositionConflict(Exception):
+    """The stored position is not where this batch starts: another consumer moved it."""
+
+
 class Projection(Protocol):
     """What a partition consumer drives: a projection that tracks its own position."""
 
@@ -108,8 +112,12 @@ class Projection(Protocol):
         """The last stream sequence this projection committed for a partition (0: none)."""
         ...
 
-    async def apply(self, partition: int, batch: Sequence[Delivery]) -> AfterAck | None:
-        """Project a batch in one transaction, recording the position; raise to retry."""
+    async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
+        """Project a batch that directly follows position ``after``, in one transaction.
+
+        Records the new position in that transaction; raises ``PositionConflict``
+        when the stored position is not ``after``, any other error to retry.
+        """
         ...
 
     async def park(self, partition: int, delivery: Delivery, error: str) -> None:
@@ -125,7 +133,10 @@ class PartitionConsumer:
     transaction as the projection. At start, and after any failure, the durable
     consumer is re-created to start just after that position, so events reach
     the projection strictly in order and a redelivery of something already
-    committed is recognised and acked without effect. A batch that fails is
+    committed is recognised and acked without effect. A batch is applied only
+    if the stored position is still where the batch starts, so even two
+    consumers of one partition (a mistake, or a hand-over) cannot skip an
+    event: the loser re-reads from the stored position. A batch that fails is
     retried one event at a time; an event that fails ``max_attempts`` times in a
     row is parked by the projection, never silently dropped.
     """
@@ -165,7 +176,10 @@ class PartitionConsumer:
                     after_ack: AfterAck | None = None
                     if fresh:
                         try:
-                            after_ack = await self.projection.apply(self.partition, fresh)
+                            after_ack = await self.projection.apply(self.partition, position, fresh)
+                        except PositionConflict:
+                            log.info("position moved elsewhere", partition=self.partition)
+                            break  # re-create the consumer at the stored position
                         except Exception as error:  # noqa: BLE001 - retried, then parked
                             attempts += 1
                             log.warning(
@@ -216,7 +230,7 @@ class PartitionConsumer:
 async def _fetch(sub: JetStreamContext.PullSubscription, size: int) -> list[Any]:
     try:
         return await sub.fetch(size, timeout=1.0)
-    except nats.errors.TimeoutError:
+    except (nats.errors.TimeoutError, TimeoutError):
         return []
 
 

@@ -94,10 +94,11 @@ def _tail(path: Path, limit: int = _LOG_TAIL) -> str:
         return f"(log unreadable: {error})"
 
 
-def _accepts(host: str, port: int) -> bool:
+def _nats_greets(host: str, port: int) -> bool:
+    """Whether a NATS server answers on the port: it greets every client with ``INFO``."""
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            return sock.recv(4) == b"INFO"
     except OSError:
         return False
 
@@ -116,6 +117,7 @@ class _Server:
     """A child process in its own session, logging to a file."""
 
     name = "server"
+    _stop_signal = signal.SIGTERM
 
     def __init__(self, data_dir: Path, port: int, stdout: Output) -> None:
         self.data_dir = Path(data_dir).absolute()
@@ -198,8 +200,6 @@ class _Server:
             self._process.wait()
         self._cleanup()
 
-    _stop_signal = signal.SIGTERM
-
     def _cleanup(self) -> None:
         _running.discard(self)
         if self._log is not None:
@@ -269,7 +269,7 @@ class EmbeddedNats(_Server):
             process = self._spawn(argv)
             deadline = time.monotonic() + timeout
             while process.poll() is None:
-                if _accepts(HOST, self.port):
+                if _nats_greets(HOST, self.port):
                     return self
                 if time.monotonic() > deadline:
                     self.kill()
@@ -322,7 +322,7 @@ class EmbeddedPostgres(_Server):
             raise EmbeddedServerError("PostgreSQL is already running")
         bin_dir = postgres_bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        as_user = self._prepare_for_system_user() if os.geteuid() == 0 else {}
+        as_user = self._prepare_for_system_user(bin_dir) if os.geteuid() == 0 else {}
         if not (self.data_dir / "PG_VERSION").exists():
             # initdb wants an empty directory, so the log file is opened only after it.
             self._initdb(bin_dir, as_user)
@@ -340,7 +340,7 @@ class EmbeddedPostgres(_Server):
             process = self._spawn(argv, cwd=self.data_dir, **as_user)
             deadline = time.monotonic() + timeout
             while process.poll() is None:
-                if self._ready(bin_dir):
+                if self._ready(process.pid):
                     self._create_database(bin_dir)
                     return self
                 if time.monotonic() > deadline:
@@ -359,8 +359,14 @@ class EmbeddedPostgres(_Server):
             shutil.rmtree(self._socket_tmp, ignore_errors=True)
             self._socket_tmp = None
 
-    def _prepare_for_system_user(self) -> dict[str, Any]:
+    def _prepare_for_system_user(self, bin_dir: Path) -> dict[str, Any]:
         """Make the cluster usable by the system user; the Popen arguments that run as it."""
+        for parent in bin_dir.parents:
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                raise EmbeddedServerError(
+                    f"{SYSTEM_USER!r} cannot reach the PostgreSQL binaries in {bin_dir}: "
+                    f"{parent} is closed to other users; install into a virtualenv outside it"
+                )
         account = _system_user()
         for parent in self.data_dir.parents:
             mode = parent.stat().st_mode
@@ -399,8 +405,16 @@ class EmbeddedPostgres(_Server):
             env={**os.environ, "PGCONNECT_TIMEOUT": "5"},
         )
 
-    def _ready(self, bin_dir: Path) -> bool:
-        return self._client(bin_dir, "pg_isready", "-d", "postgres", "-q").returncode == 0
+    def _ready(self, pid: int) -> bool:
+        """Whether our postmaster says it accepts connections, as ``pg_ctl`` checks it.
+
+        Asking the port instead could find another server listening there.
+        """
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return False
+        return len(lines) >= 8 and lines[0] == str(pid) and lines[7].strip() == "ready"
 
     def _create_database(self, bin_dir: Path) -> None:
         query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -15,49 +14,61 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHINWAG_", extra="ignore", frozen=True)
 
     database_url: SecretStr | None = Field(
-        None, description="PostgreSQL URL; unset means the embedded server under data_dir."
+        default=None, description="PostgreSQL URL; unset means the embedded server under data_dir."
     )
     nats_url: str | None = Field(
-        None, description="NATS URL; unset means the embedded nats-server under data_dir."
+        default=None, description="NATS URL; unset means the embedded nats-server under data_dir."
     )
-    data_dir: Path = Field(Path(".chinwag"), description="Where the embedded servers keep data.")
-    http_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
-    http_port: int = Field(8080, ge=0, le=65535, description="Port the gateway listens on.")
-    server_name: str = Field("chinwag.local", description="This server's name.")
-    motd: str = Field("Welcome to chinwag.", description="Message of the day.")
-    max_history: int = Field(10_000, ge=1, description="Messages kept per target.")
+    data_dir: Path = Field(
+        default=Path(".chinwag"), description="Where the embedded servers keep data."
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="Port the gateway listens on.")
+    server_name: str = Field(default="chinwag.local", description="This server's name.")
+    motd: str = Field(default="Welcome to chinwag.", description="Message of the day.")
+    max_history: int = Field(default=10_000, ge=1, description="Messages kept per target.")
     max_message_bytes: int = Field(
-        4096, ge=64, description="Largest accepted command body, in bytes of JSON."
+        default=4096, ge=64, description="Largest accepted command body, in bytes of JSON."
     )
     session_idle_timeout: float = Field(
-        86_400.0, gt=0, description="Seconds before an idle session expires."
+        default=86_400.0, gt=0, description="Seconds before an idle session expires."
     )
     partitions: int = Field(
-        4, ge=1, le=1024, description="Event stream partitions (fanout parallelism)."
+        default=4, ge=1, le=1024, description="Event stream partitions (fanout parallelism)."
     )
     fanout_partitions: str = Field(
-        "all", description="Partitions this fanout worker consumes: 'all' or e.g. '0,2'."
+        default="all", description="Partitions this fanout worker consumes: 'all' or e.g. '0,2'."
     )
-    fanout_batch: int = Field(256, ge=1, le=10_000, description="Events per fanout transaction.")
-    subject_prefix: str = Field("chinwag", description="Prefix of every NATS subject.")
-    stream_name: str = Field("CHINWAG_EVENTS", description="JetStream stream of record.")
-    stream_replicas: int = Field(1, ge=1, le=5, description="JetStream stream replicas.")
+    fanout_batch: int = Field(
+        default=256, ge=1, le=10_000, description="Events per fanout transaction."
+    )
+    subject_prefix: str = Field(default="chinwag", description="Prefix of every NATS subject.")
+    stream_name: str = Field(default="CHINWAG_EVENTS", description="JetStream stream of record.")
+    stream_replicas: int = Field(default=1, ge=1, le=5, description="JetStream stream replicas.")
     stream_max_age: float = Field(
-        7 * 86_400.0, gt=0, description="Seconds the stream retains events."
+        default=7 * 86_400.0, gt=0, description="Seconds the stream retains events."
     )
     duplicate_window: float = Field(
-        120.0, gt=0, description="JetStream de-duplication window in seconds."
+        default=120.0, gt=0, description="JetStream de-duplication window in seconds."
     )
-    ack_wait: float = Field(30.0, gt=0, description="Seconds before an unacked event is resent.")
+    ack_wait: float = Field(
+        default=30.0, gt=0, description="Seconds before an unacked event is resent."
+    )
     max_deliver_attempts: int = Field(
-        5, ge=1, description="Attempts at one event before it is parked as poison."
+        default=5, ge=1, description="Attempts at one event before it is parked as poison."
     )
-    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
-    login_rate: float = Field(1.0, gt=0, description="Logins per second per source address.")
-    login_burst: int = Field(5, ge=1, description="Login burst per source address.")
-    request_timeout: float = Field(5.0, gt=0, description="Seconds to wait on an internal call.")
-    log_format: str = Field("auto", description="'json', 'console' or 'auto' (tty → console).")
-    log_level: str = Field("info", description="Minimum log level.")
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections per process.")
+    login_rate: float = Field(
+        default=1.0, gt=0, description="Logins per second per source address."
+    )
+    login_burst: int = Field(default=5, ge=1, description="Login burst per source address.")
+    request_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait on an internal call."
+    )
+    log_format: str = Field(
+        default="auto", description="'json', 'console' or 'auto' (tty → console)."
+    )
+    log_level: str = Field(default="info", description="Minimum log level.")
 
     @field_validator("fanout_partitions")
     @classmethod
@@ -68,7 +79,7 @@ class Settings(BaseSettings):
                     raise ValueError("fanout_partitions must be 'all' or a list like '0,2'")
         return value
 
-    @cached_property
+    @property
     def owned_partitions(self) -> list[int]:
         """The partitions this fanout worker consumes."""
         if self.fanout_partitions == "all":

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +67,8 @@ class System:
         """Cancel a service mid-work: no clean shutdown, nothing more committed."""
         running = self.running.pop(name)
         running.task.cancel()
-        try:
+        with suppress(asyncio.CancelledError):
             await running.task
-        except asyncio.CancelledError:
-            pass
 
     async def stop_all(self) -> None:
         for name in list(self.running):
@@ -135,9 +133,7 @@ class ApiClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def command(
-        self, command: str, key: str | None = None, **fields: Any
-    ) -> httpx.Response:
+    async def command(self, command: str, key: str | None = None, **fields: Any) -> httpx.Response:
         headers = {"Idempotency-Key": key} if key else {}
         return await self.http.post(
             "/api/v1/messages", json={"command": command, **fields}, headers=headers
@@ -178,7 +174,9 @@ class ApiClient:
                 )
             page = await self.poll(timeout=min(left, 10))
             for item in page["messages"]:
-                assert item["seq"] == self.seen + 1, f"gap or repeat: {item['seq']} after {self.seen}"
+                assert item["seq"] == self.seen + 1, (
+                    f"gap or repeat: {item['seq']} after {self.seen}"
+                )
                 self.seen = item["seq"]
                 got.append(item)
         self.items.extend(got)

@@ -13,7 +13,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from libs import bus, db
-from libs.bus import AfterAck, Delivery, PartitionConsumer
+from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict
 from libs.db import Conn
 from libs.events import AnyEvent, decode_event
 from libs.items import WAKE_CHUNK, Wake
@@ -39,13 +39,11 @@ class DeliveryProjection:
     async def position(self, partition: int) -> int:
         return await store.read_position(self.pool, self.stream, partition)
 
-    async def apply(self, partition: int, batch: Sequence[Delivery]) -> AfterAck | None:
+    async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
         woken: dict[str, int] = {}
         async with self.pool.acquire() as conn, conn.transaction():
-            position = await store.lock_position(conn, self.stream, partition)
-            batch = [d for d in batch if d.stream_seq > position]
-            if not batch:
-                return None
+            if await store.lock_position(conn, self.stream, partition) != after:
+                raise PositionConflict(partition)
             events: list[AnyEvent] = []
             for delivery in batch:
                 try:

@@ -27,6 +27,8 @@ class Waiter:
 
     async def wait(self, timeout: float) -> bool:
         """True when woken, False on timeout."""
+        if self.event.is_set():
+            return True
         try:
             await asyncio.wait_for(self.event.wait(), timeout)
         except TimeoutError:

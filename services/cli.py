@@ -1,0 +1,156 @@
+"""The ``chinwag`` command: run one service, the whole system (``up``) or the migrations.
+
+This is the composition root: it imports each service by name, so the services
+never import one another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from libs.logs import configure as configure_logging
+from libs.settings import Settings
+
+SERVICES = ("gateway", "fanout", "history", "presence")
+
+ServiceMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValidationError as error:
+        print(f"chinwag: invalid settings:\n{error}", file=sys.stderr)
+        return 2
+    if args.command == "up":
+        return _up(settings, args.data_dir, args.port, args.scale)
+    if args.command == "migrate":
+        return _migrate(settings)
+    return _serve(args.command, settings)
+
+
+def load_settings() -> Settings:
+    """Settings from the ``CHINWAG_*`` environment."""
+    return Settings()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chinwag",
+        description="An IRC-like chat server: services over NATS JetStream and PostgreSQL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up",
+        help="run everything on this machine (embedded NATS and PostgreSQL by default)",
+        description="Run every service as a process of its own; Ctrl-C stops everything.",
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the embedded servers keep their data (default: CHINWAG_DATA_DIR or .chinwag)",
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the gateway's HTTP port (default: CHINWAG_HTTP_PORT or 8080)",
+    )
+    up.add_argument(
+        "--scale",
+        type=_scale,
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="run N processes of SERVICE (0 leaves it out); may be repeated",
+    )
+    for name in SERVICES:
+        commands.add_parser(name, help=f"run the {name} service until SIGINT/SIGTERM")
+    commands.add_parser("migrate", help="apply pending database migrations")
+    return parser
+
+
+def _scale(text: str) -> tuple[str, int]:
+    name, sep, count = text.partition("=")
+    if not sep or name not in SERVICES or not count.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected SERVICE=N with SERVICE one of {', '.join(SERVICES)}, got {text!r}"
+        )
+    return name, int(count)
+
+
+def _run(coro: Coroutine[Any, Any, int | None]) -> int | None:
+    """Run ``coro`` on uvloop when it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def _serve(name: str, settings: Settings) -> int:
+    configure_logging(settings)
+    run: ServiceMain = importlib.import_module(f"services.{name}.app").run
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(settings, stop)
+
+    _run(serve())
+    return 0
+
+
+def _up(settings: Settings, data_dir: Path | None, port: int | None, scale: list[Any]) -> int:
+    from services.up import up
+
+    # Progress is reported by `up` itself, behind its label; only trouble is logged.
+    configure_logging(settings, least=logging.WARNING)
+    code = _run(
+        up(
+            settings,
+            data_dir if data_dir is not None else settings.data_dir,
+            port if port is not None else settings.http_port,
+            dict(scale),
+        )
+    )
+    return code or 0
+
+
+def _migrate(settings: Settings) -> int:
+    from libs.db import migrate
+
+    configure_logging(settings, least=logging.WARNING)
+    try:
+        dsn = settings.dsn()
+    except RuntimeError as error:
+        print(f"chinwag migrate: {error}", file=sys.stderr)
+        return 2
+    applied: list[str] = []
+
+    async def apply() -> None:
+        applied.extend(await migrate(dsn))
+
+    _run(apply())
+    print("\n".join(applied) if applied else "up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Real processes: ``chinwag up`` as a user runs it, and a fanout worker killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from libs.embedded import free_port
+from tests.harness import ApiClient, System, texts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@asynccontextmanager
+async def chinwag_up(data_dir: Path, port: int) -> AsyncIterator[tuple[str, list[str]]]:
+    """Run ``chinwag up`` until it prints its URL; Ctrl-C (SIGINT) it on exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHINWAG_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+
+    async def url() -> str:
+        assert process.stdout is not None
+        while True:
+            line = (await process.stdout.readline()).decode()
+            if not line:
+                raise AssertionError("chinwag up exited:\n" + "".join(lines))
+            lines.append(line)
+            if found := re.search(r"chinwag is up: (http://\S+)/", line):
+                return found[1]
+
+    try:
+        base_url = await asyncio.wait_for(url(), 90)
+        pump = asyncio.create_task(_drain(process.stdout, lines))
+        yield base_url, lines
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 60)
+        if "pump" in locals():
+            await pump
+        assert code == 0, "".join(lines)
+
+
+async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := await stream.readline():
+        lines.append(line.decode())
+
+
+async def test_chinwag_up_serves_chat_and_keeps_everything_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    async with chinwag_up(data_dir, port) as (url, lines):
+        alice = await ApiClient.create(url, "alice")
+        bob = await ApiClient.create(url, "bob")
+        await alice.join("#lobby")
+        await bob.join("#lobby")
+        for n in range(5):
+            await alice.say("#lobby", f"hello {n}")
+        await bob.say("alice", "a DM")
+        got = await bob.receive_until(lambda i: i["body"] == ["a DM"])
+        assert texts(got) == [f"hello {n}" for n in range(5)] + ["a DM"]
+    output = "".join(lines)
+    for name in ("gateway", "fanout", "history", "presence"):
+        assert re.search(rf"^{name}\s+\| ", output, re.MULTILINE), name
+    assert "PostgreSQL stopped" in output and "nats-server stopped" in output
+
+    async with chinwag_up(data_dir, port) as (url, _):
+        for client in (alice, bob):  # the same tokens still work: sessions survived
+            client.http.base_url = url
+        history = (await bob.http.get("/api/v1/history", params={"target": "#lobby"})).json()
+        assert texts(history["messages"]) == [f"hello {n}" for n in range(5)]
+        # Alice never polled: her queue is all there, and new messages follow it.
+        await bob.say("#lobby", "after the restart")
+        items = await alice.receive_until(lambda i: i["body"] == ["after the restart"])
+        assert texts(items) == [f"hello {n}" for n in range(5)] + ["a DM", "after the restart"]
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_fanout_worker_killed_mid_stream_loses_and_repeats_nothing(
+    system: System,
+) -> None:
+    await system.stop("fanout")
+    settings = system.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHINWAG_")}
+    env.update(
+        {
+            "CHINWAG_DATABASE_URL": settings.dsn(),
+            "CHINWAG_NATS_URL": settings.nats(),
+            "CHINWAG_SUBJECT_PREFIX": settings.subject_prefix,
+            "CHINWAG_STREAM_NAME": settings.stream_name,
+            "CHINWAG_PARTITIONS": str(settings.partitions),
+            "CHINWAG_FANOUT_BATCH": "8",
+            "CHINWAG_LOG_LEVEL": "warning",
+        }
+    )
+
+    async def start_worker() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "fanout", env=env, cwd=ROOT
+        )
+
+    alice = await ApiClient.create(system.base_url, "alice")
+    bob = await ApiClient.create(system.base_url, "bob")
+    worker = await start_worker()
+    try:
+        await alice.join("#kill")
+        await bob.join("#kill")
+        await bob.receive(1)  # his own JOIN
+        sent: list[str] = []
+        for round_ in range(3):
+            for n in range(60):
+                await alice.say("#kill", f"r{round_} m{n}")
+                sent.append(f"r{round_} m{n}")
+            # Kill it once it has delivered part of this round, likely mid-batch.
+            await bob.receive_until(lambda i, r=round_: i["body"] == [f"r{r} m10"], deadline=30)
+            worker.kill()
+            await worker.wait()
+            worker = await start_worker()
+        await bob.receive_until(lambda i: i["body"] == [sent[-1]], deadline=60)
+        assert texts(bob.items) == sent
+        await bob.nothing_more()
+    finally:
+        worker.terminate()
+        await worker.wait()
+    await alice.close()
+    await bob.close()
