@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import msgspec
 
@@ -22,6 +23,7 @@ class JoinRequest(msgspec.Struct, frozen=True):
 
 class JoinResult(msgspec.Struct, frozen=True):
     channel: str
+    ts: datetime  # of the JOIN event (or of the answer, when already a member)
     joined: bool  # False when the session was already a member
     created: bool = False
 
@@ -36,6 +38,7 @@ class PartRequest(msgspec.Struct, frozen=True):
 
 class PartResult(msgspec.Struct, frozen=True):
     channel: str
+    ts: datetime
 
 
 class HistoryRequest(msgspec.Struct, frozen=True):

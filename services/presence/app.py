@@ -41,6 +41,7 @@ class Presence:
         if not valid_channel(request.channel):
             raise errors.bad_channel_name(request.channel)
         folded = fold(request.channel)
+        ts = utcnow()
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_channel(conn, folded)
             existing = await store.channel(conn, folded)
@@ -55,7 +56,7 @@ class Presence:
                 await store.add_member(conn, folded, request.session_id, is_op=created)
                 event = MemberJoined(
                     event_id=request.event_id,
-                    ts=utcnow(),
+                    ts=ts,
                     channel=folded,
                     name=name,
                     session_id=request.session_id,
@@ -63,7 +64,7 @@ class Presence:
                 )
                 await self.outbox.add(conn, [event])
         await self._publish(folded)
-        return JoinResult(channel=name, joined=joined, created=created)
+        return JoinResult(channel=name, ts=ts, joined=joined, created=created)
 
     async def part(self, request: PartRequest) -> PartResult:
         folded = fold(request.channel)
@@ -86,7 +87,7 @@ class Presence:
             )
             await self.outbox.add(conn, [event])
         await self._publish(folded)
-        return PartResult(channel=existing["name"])
+        return PartResult(channel=event.name, ts=event.ts)
 
     async def _publish(self, target: str) -> None:
         try:

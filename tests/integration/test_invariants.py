@@ -253,9 +253,10 @@ async def test_membership_is_exact_at_join_and_part(system: System) -> None:
     bob = await ApiClient.create(system.base_url, "bob")
     await alice.join("#edge")
     await alice.say("#edge", "before bob joined")
-    await bob.join("#edge")
+    joined = await bob.join("#edge")
     await alice.say("#edge", "after bob joined")
     got = await bob.receive_until(lambda i: i["body"] == ["after bob joined"])
+    assert (got[0]["id"], got[0]["ts"]) == (joined["id"], joined["ts"])
     assert [(i["command"], i["body"]) for i in got] == [
         ("JOIN", []),
         ("PRIVMSG", ["after bob joined"]),
