@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Logins per second per source address."
     )
     login_burst: int = Field(default=5, ge=1, description="Login burst per source address.")
+    idempotency_ttl: float = Field(
+        default=86_400.0, gt=0, description="Seconds an idempotency key is remembered."
+    )
     request_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait on an internal call."
     )

@@ -213,6 +213,7 @@ async def trim_acknowledged(pool: asyncpg.Pool[Any], limit: int = 10_000) -> int
     """Delete queue rows at or below their client's acknowledged seq, or of clients gone.
 
     Bounded per call; rows above a live client's cursor are never touched.
+    Returns how many rows it deleted.
     """
     result = await pool.execute(
         """DELETE FROM delivery.client_queues q
@@ -224,4 +225,10 @@ async def trim_acknowledged(pool: asyncpg.Pool[Any], limit: int = 10_000) -> int
                LIMIT $1)""",
         limit,
     )
-    return int(result.split()[-1])
+    trimmed = int(result.split()[-1])
+    if trimmed < limit:  # the queues of clients gone are empty now: drop their counters
+        await pool.execute(
+            """DELETE FROM delivery.client_seq s WHERE NOT EXISTS (
+                   SELECT 1 FROM identity.clients c WHERE c.id = s.client_id)"""
+        )
+    return trimmed

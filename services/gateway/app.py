@@ -167,13 +167,26 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             logins=auth.RateLimiter(settings.login_rate, settings.login_burst),
         )
         stop = asyncio.Event()
-        relay = asyncio.create_task(gateway.outbox.relay(pool, js, stop))
+        background = [
+            asyncio.create_task(gateway.outbox.relay(pool, js, stop)),
+            asyncio.create_task(_prune_keys(pool, settings.idempotency_ttl, stop)),
+        ]
         try:
             yield gateway
         finally:
             hub.close()
             stop.set()
-            await relay
+            await asyncio.gather(*background)
+
+
+async def _prune_keys(pool: asyncpg.Pool[Any], ttl: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await store.prune_idempotency(pool, ttl)
+        except (asyncpg.PostgresError, OSError) as error:
+            log.warning("idempotency pruning failed", error=repr(error))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=60)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -31,6 +31,7 @@ from services.gateway.store import Caller
 _FORBIDDEN = re.compile(r"[\x00\x04-\x0e\x10-\x15\x17-\x1c\x7f\r\n]")
 
 MAX_LINES = 100
+MAX_META_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,23 @@ def check_params(params: list[str]) -> None:
             raise errors.validation("control characters are not allowed in params")
 
 
+def check_meta(meta: dict[str, Any]) -> None:
+    """``meta`` is carried through unchanged, within reason: nested at most
+    ``MAX_META_DEPTH`` deep, and without NUL (no JSON column can store it)."""
+    pending: list[tuple[Any, int]] = [(meta, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_META_DEPTH:
+            raise errors.validation(f"meta nests deeper than {MAX_META_DEPTH} levels")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise errors.validation("meta must not contain NUL characters")
+
+
 class Commands:
     """Executes one validated command for one caller."""
 
@@ -78,6 +96,7 @@ class Commands:
 
     async def execute(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
         check_params(cmd.params)
+        check_meta(cmd.meta)
         match cmd.command:
             case "PRIVMSG" | "NOTICE":
                 return await self._chat(caller, cmd, event_id)

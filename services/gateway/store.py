@@ -248,3 +248,12 @@ async def release_key(pool: asyncpg.Pool[Any], session_id: uuid.UUID, key: str) 
         session_id,
         key,
     )
+
+
+async def prune_idempotency(pool: asyncpg.Pool[Any], older_than: float) -> int:
+    """Forget idempotency keys older than ``older_than`` seconds."""
+    result = await pool.execute(
+        "DELETE FROM identity.idempotency WHERE created_at < now() - make_interval(secs => $1)",
+        older_than,
+    )
+    return int(result.split()[-1])

@@ -20,14 +20,19 @@ async def test_two_sessions_chat_in_a_channel_and_by_dm(system: System) -> None:
     await alice_laptop.say("#general", "hi bob")
     await bob.say("#GENERAL", "hi alice")
     await alice_phone.say("bob", "psst, a DM")
-    await bob.say("Alice", "DM back")
+    await bob.ok("NOTICE", to="Alice", body=["DM back"])
 
     everyone = [alice_laptop, alice_phone, bob]
     for client in everyone:
         items = await client.receive_until(lambda i: i["body"] == ["DM back"])
         await client.nothing_more()
         assert [i["seq"] for i in items] == list(range(1, len(items) + 1))
-        assert texts(items) == ["hi bob", "hi alice", "psst, a DM", "DM back"]
+        assert texts(items) == ["hi bob", "hi alice", "psst, a DM"]
+        assert (items[-1]["command"], items[-1]["to"], texts(items, "NOTICE")) == (
+            "NOTICE",
+            "alice",
+            ["DM back"],
+        )
     # Alice's clients see both JOINs; Bob joined second and sees only his own.
     for client in (alice_laptop, alice_phone):
         joins = [(i["from"], i["to"]) for i in client.items if i["command"] == "JOIN"]

@@ -10,6 +10,14 @@ import pytest
 
 from tests.harness import ApiClient, System
 
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 BAD_COMMANDS: list[tuple[dict[str, Any], int, str]] = [
     ({"command": "FROB", "to": "#room"}, 400, "ERR_UNKNOWNCOMMAND"),
     ({"command": "PRIVMSG", "body": ["no target"]}, 400, "ERR_NORECIPIENT"),
@@ -32,6 +40,21 @@ BAD_COMMANDS: list[tuple[dict[str, Any], int, str]] = [
     ({"command": "PART", "to": "#other"}, 403, "ERR_NOTONCHANNEL"),
     ({"command": "PART", "to": "#nowhere"}, 404, "ERR_NOSUCHCHANNEL"),
     ({"command": "PING"}, 400, "ERR_NEEDMOREPARAMS"),
+    (
+        {"command": "PRIVMSG", "to": "#room", "body": ["x"], "meta": {"k": ["\x00"]}},
+        400,
+        "ERR_VALIDATION",
+    ),
+    (
+        {"command": "PRIVMSG", "to": "#room", "body": ["x"], "meta": {"k": _nested(300)}},
+        400,
+        "ERR_VALIDATION",
+    ),
+    (
+        {"command": "PRIVMSG", "to": "#room", "body": ["x"], "params": ["a\rb"]},
+        400,
+        "ERR_VALIDATION",
+    ),
     ({"command": ""}, 400, "ERR_VALIDATION"),
 ]
 
