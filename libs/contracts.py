@@ -52,3 +52,80 @@ class HistoryRequest(msgspec.Struct, frozen=True):
 class HistoryResult(msgspec.Struct, frozen=True):
     messages: list[Item]
     has_more: bool
+
+
+class KickRequest(msgspec.Struct, frozen=True):
+    event_id: uuid.UUID
+    session_id: uuid.UUID
+    nick: str
+    channel: str
+    target: str
+    reason: list[str] = []
+
+
+class TopicRequest(msgspec.Struct, frozen=True):
+    """Set the topic, or read it when ``topic`` is None."""
+
+    event_id: uuid.UUID
+    session_id: uuid.UUID
+    nick: str
+    channel: str
+    topic: str | None = None
+
+
+class TopicResult(msgspec.Struct, frozen=True):
+    channel: str
+    ts: datetime
+    topic: str | None = None
+    set_by: str | None = None
+    set_at: datetime | None = None
+
+
+class ModeRequest(msgspec.Struct, frozen=True):
+    """Change channel modes, or read them when ``params`` is empty (or is just ``+b``)."""
+
+    event_id: uuid.UUID
+    session_id: uuid.UUID
+    nick: str
+    channel: str
+    params: list[str] = []
+
+
+class Ban(msgspec.Struct, frozen=True):
+    mask: str
+    set_by: str
+    set_at: datetime
+
+
+class ModeResult(msgspec.Struct, frozen=True):
+    channel: str
+    ts: datetime
+    applied: list[str] = []  # the changes made, as IRC params; empty for a read
+    modes: list[str] = []  # the current modes (RPL_CHANNELMODEIS params)
+    created_at: datetime | None = None
+    bans: list[Ban] | None = None  # set when the ban list was read
+
+
+class InviteRequest(msgspec.Struct, frozen=True):
+    event_id: uuid.UUID
+    session_id: uuid.UUID
+    nick: str
+    channel: str
+    invitee: str
+
+
+class InviteResult(msgspec.Struct, frozen=True):
+    channel: str
+    invitee: str
+    ts: datetime
+
+
+class QuitRequest(msgspec.Struct, frozen=True):
+    event_id: uuid.UUID
+    session_id: uuid.UUID
+    nick: str
+    reason: list[str] = []
+
+
+class QuitResult(msgspec.Struct, frozen=True):
+    channels: list[str]

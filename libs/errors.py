@@ -119,3 +119,49 @@ def rate_limited(retry_after: float) -> ChatError:
 
 def unavailable(message: str) -> ChatError:
     return ChatError(503, "ERR_UNAVAILABLE", message)
+
+
+def chanop_needed(channel: str) -> ChatError:
+    return ChatError(403, "ERR_CHANOPRIVSNEEDED", f"{channel}: you're not channel operator", "482")
+
+
+def banned(channel: str) -> ChatError:
+    return ChatError(403, "ERR_BANNEDFROMCHAN", f"{channel}: cannot join channel (+b)", "474")
+
+
+def invite_only(channel: str) -> ChatError:
+    return ChatError(403, "ERR_INVITEONLYCHAN", f"{channel}: cannot join channel (+i)", "473")
+
+
+def bad_key(channel: str) -> ChatError:
+    return ChatError(403, "ERR_BADCHANNELKEY", f"{channel}: cannot join channel (+k)", "475")
+
+
+def channel_full(channel: str) -> ChatError:
+    return ChatError(403, "ERR_CHANNELISFULL", f"{channel}: cannot join channel (+l)", "471")
+
+
+def user_not_in_channel(nick: str, channel: str) -> ChatError:
+    return ChatError(
+        404, "ERR_USERNOTINCHANNEL", f"{nick} {channel}: they aren't on that channel", "441"
+    )
+
+
+def user_on_channel(nick: str, channel: str) -> ChatError:
+    return ChatError(409, "ERR_USERONCHANNEL", f"{nick} {channel}: is already on channel", "443")
+
+
+def users_dont_match() -> ChatError:
+    return ChatError(403, "ERR_USERSDONTMATCH", "cannot change mode for other users", "502")
+
+
+def umode_unknown(flag: str) -> ChatError:
+    return ChatError(400, "ERR_UMODEUNKNOWNFLAG", f"{flag}: unknown MODE flag", "501")
+
+
+def already_registered() -> ChatError:
+    return ChatError(409, "ERR_ALREADYREGISTRED", "this session already has a password", "462")
+
+
+def no_nickname_given() -> ChatError:
+    return ChatError(400, "ERR_NONICKNAMEGIVEN", "no nickname given", "431")

@@ -66,7 +66,11 @@ class MemberJoined(Event, frozen=True, kw_only=True, tag="member.joined"):
 
 
 class MemberParted(Event, frozen=True, kw_only=True, tag="member.parted"):
-    """A session left a channel, by PART or, when ``kicked_by`` is set, by KICK."""
+    """A session left a channel, by PART or, when ``kicked_by`` is set, by KICK.
+
+    ``silent`` parts (a QUIT leaving each channel) change membership only: the
+    QUIT itself is announced once, by ``SessionQuit``.
+    """
 
     channel: str
     name: str
@@ -74,6 +78,7 @@ class MemberParted(Event, frozen=True, kw_only=True, tag="member.parted"):
     nick: str
     reason: list[str] = []
     kicked_by: str | None = None
+    silent: bool = False
 
     @property
     def target(self) -> str:
@@ -91,7 +96,96 @@ class SessionCreated(Event, frozen=True, kw_only=True, tag="session.created"):
         return user_target(self.session_id)
 
 
-AnyEvent = MessagePosted | MemberJoined | MemberParted | SessionCreated
+class TopicChanged(Event, frozen=True, kw_only=True, tag="channel.topic"):
+    """A channel's topic was set (or cleared, when ``topic`` is empty)."""
+
+    channel: str
+    name: str
+    topic: str
+    by: str
+
+    @property
+    def target(self) -> str:
+        return self.channel
+
+
+class ModeChanged(Event, frozen=True, kw_only=True, tag="channel.mode"):
+    """Channel or member modes changed; ``params`` as IRC sends them: ``["+o-v", "a", "b"]``."""
+
+    channel: str
+    name: str
+    by: str
+    params: list[str]
+
+    @property
+    def target(self) -> str:
+        return self.channel
+
+
+class Invited(Event, frozen=True, kw_only=True, tag="channel.invited"):
+    """An operator invited a session into a channel (delivered to the invitee)."""
+
+    channel: str
+    name: str
+    by: str
+    invitee_id: uuid.UUID
+    invitee: str
+
+    @property
+    def target(self) -> str:
+        return self.channel
+
+
+class NickChanged(Event, frozen=True, kw_only=True, tag="session.nick"):
+    """A session changed nick; ``channels`` are the (folded) channels it was in."""
+
+    session_id: uuid.UUID
+    old: str
+    new: str
+    channels: list[str] = []
+
+    @property
+    def target(self) -> str:
+        return user_target(self.session_id)
+
+
+class AwayChanged(Event, frozen=True, kw_only=True, tag="session.away"):
+    """A session set (``message``) or cleared (None) its away state."""
+
+    session_id: uuid.UUID
+    nick: str
+    message: str | None = None
+
+    @property
+    def target(self) -> str:
+        return user_target(self.session_id)
+
+
+class SessionQuit(Event, frozen=True, kw_only=True, tag="session.quit"):
+    """A session ended (QUIT or expiry); announced to those in ``channels`` with it."""
+
+    session_id: uuid.UUID
+    nick: str
+    reason: list[str] = []
+    channels: list[str] = []
+
+    @property
+    def target(self) -> str:
+        return user_target(self.session_id)
+
+
+AnyEvent = (
+    MessagePosted
+    | MemberJoined
+    | MemberParted
+    | SessionCreated
+    | TopicChanged
+    | ModeChanged
+    | Invited
+    | NickChanged
+    | AwayChanged
+    | SessionQuit
+)
 
 MEMBERSHIP_EVENTS = (MemberJoined, MemberParted)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
 
@@ -35,3 +36,26 @@ def valid_channel(name: str) -> bool:
 def is_channel(target: str) -> bool:
     """Whether a target names a channel rather than a nick."""
     return target.startswith("#")
+
+
+def normalise_mask(mask: str) -> str:
+    """A ban mask in full and folded: ``bob`` → ``bob!*@*``, ``bob!x`` → ``bob!x@*``."""
+    if "!" not in mask and "@" not in mask:
+        mask = f"{mask}!*@*"
+    elif "@" not in mask:
+        mask = f"{mask}@*"
+    elif "!" not in mask:
+        mask = f"*!{mask}"
+    return fold(mask)
+
+
+@lru_cache(maxsize=4096)
+def _mask_pattern(mask: str) -> re.Pattern[str]:
+    return re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in mask)
+    )
+
+
+def mask_matches(mask: str, nick: str, host: str) -> bool:
+    """Whether a folded mask (``*`` and ``?`` wildcards) matches ``nick!nick@host``."""
+    return _mask_pattern(fold(mask)).fullmatch(fold(f"{nick}!{nick}@{host}")) is not None

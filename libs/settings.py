@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     session_idle_timeout: float = Field(
         default=86_400.0, gt=0, description="Seconds before an idle session expires."
     )
+    online_window: float = Field(
+        default=90.0,
+        gt=0,
+        description="Seconds after its last poll that a client counts as online.",
+    )
+    command_rate: float = Field(default=10.0, gt=0, description="Commands per second per client.")
+    command_burst: int = Field(default=50, ge=1, description="Command burst per client.")
     partitions: int = Field(
         default=4, ge=1, le=1024, description="Event stream partitions (fanout parallelism)."
     )

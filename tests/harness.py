@@ -227,6 +227,8 @@ def test_settings(infra_nats: str, database_url: str, **overrides: Any) -> Setti
         "http_port": free_port(),
         "partitions": 4,
         "db_pool_size": 5,
+        "command_rate": 10_000.0,
+        "command_burst": 10_000,
         **overrides,
     }
     return Settings(**values)

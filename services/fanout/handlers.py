@@ -10,11 +10,23 @@ is removed (the leaver sees it, as its last item of the channel).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from libs.events import AnyEvent, MemberJoined, MemberParted, MessagePosted, SessionCreated
+from libs.events import (
+    AnyEvent,
+    AwayChanged,
+    Invited,
+    MemberJoined,
+    MemberParted,
+    MessagePosted,
+    ModeChanged,
+    NickChanged,
+    SessionCreated,
+    SessionQuit,
+    TopicChanged,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +43,11 @@ class StoredItem:
     body: Any
     meta: dict[str, Any]
     created_at: datetime
-    channel: str | None = None  # recipients: members of this channel
-    dm: tuple[uuid.UUID, uuid.UUID] | None = None  # recipients: clients of both sessions
+    # Recipients: the clients of the members of ``channel``, of the members of
+    # ``channels`` and of ``sessions`` (at most two), each client once.
+    channel: str | None = None
+    sessions: tuple[uuid.UUID, ...] = ()
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 meta=event.meta,
                 created_at=event.ts,
                 channel=event.channel,
-                dm=None if event.peer_id is None else (event.sender_id, event.peer_id),
+                sessions=() if event.peer_id is None else (event.sender_id, event.peer_id),
             )
         case MemberJoined():
             return StoredItem(
@@ -91,6 +106,8 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 created_at=event.ts,
                 channel=event.channel,
             )
+        case MemberParted(silent=True):
+            return None
         case MemberParted(kicked_by=None):
             return StoredItem(
                 event_id=event.event_id,
@@ -119,9 +136,88 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 created_at=event.ts,
                 channel=event.channel,
             )
+        case TopicChanged():
+            return _item(
+                event, "TOPIC", event.by, event.name, [], [event.topic] if event.topic else []
+            )
+        case ModeChanged():
+            return _item(event, "MODE", event.by, event.name, event.params, [])
+        case Invited():
+            return replace(
+                _item(event, "INVITE", event.by, event.invitee, [event.invitee, event.name], []),
+                channel=None,
+                sessions=(event.invitee_id,),
+            )
+        case NickChanged():
+            return StoredItem(
+                event_id=event.event_id,
+                target=event.target,
+                command="NICK",
+                sender=event.old,
+                sender_id=event.session_id,
+                to_name=event.new,
+                params=[event.new],
+                body=[],
+                meta={},
+                created_at=event.ts,
+                sessions=(event.session_id,),
+                channels=tuple(event.channels),
+            )
+        case AwayChanged():
+            return StoredItem(
+                event_id=event.event_id,
+                target=event.target,
+                command="AWAY",
+                sender=event.nick,
+                sender_id=event.session_id,
+                to_name=event.nick,
+                params=[],
+                body=[event.message] if event.message else [],
+                meta={},
+                created_at=event.ts,
+                sessions=(event.session_id,),
+            )
+        case SessionQuit():
+            return StoredItem(
+                event_id=event.event_id,
+                target=event.target,
+                command="QUIT",
+                sender=event.nick,
+                sender_id=event.session_id,
+                to_name=event.nick,
+                params=[],
+                body=event.reason,
+                meta={},
+                created_at=event.ts,
+                channels=tuple(event.channels),
+            )
         case SessionCreated():
             return None
     return None
+
+
+def _item(
+    event: TopicChanged | ModeChanged | Invited,
+    command: str,
+    sender: str,
+    to_name: str,
+    params: list[str],
+    body: list[str],
+) -> StoredItem:
+    """An item of a channel event, delivered to the channel's members."""
+    return StoredItem(
+        event_id=event.event_id,
+        target=event.target,
+        command=command,
+        sender=sender,
+        sender_id=None,
+        to_name=to_name,
+        params=params,
+        body=body,
+        meta={},
+        created_at=event.ts,
+        channel=event.channel,
+    )
 
 
 def segments(events: list[AnyEvent]) -> list[Segment]:

@@ -22,9 +22,9 @@ WITH ev AS (
     SELECT * FROM unnest(
         $1::int[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::uuid[],
         $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
-        $14::uuid[], $15::uuid[]
+        $14::uuid[], $15::uuid[], $16::text[]
     ) AS e(ord, event_id, target, pos, command, sender, sender_id,
-           to_name, params, body, meta, created_at, channel, dm_a, dm_b)
+           to_name, params, body, meta, created_at, channel, session_a, session_b, channels)
 ),
 msg AS (
     INSERT INTO delivery.messages
@@ -40,12 +40,19 @@ rcpt AS (
     JOIN msg USING (event_id)
     JOIN delivery.members m ON m.channel = ev.channel
     JOIN identity.clients c ON c.session_id = m.session_id
-    UNION ALL
+    UNION
     SELECT ev.ord, msg.id, c.id
     FROM ev
     JOIN msg USING (event_id)
-    JOIN identity.clients c ON c.session_id = ev.dm_a OR c.session_id = ev.dm_b
-    WHERE ev.channel IS NULL
+    JOIN identity.clients c ON c.session_id = ev.session_a OR c.session_id = ev.session_b
+    UNION
+    SELECT ev.ord, msg.id, c.id
+    FROM ev
+    JOIN msg USING (event_id)
+    JOIN delivery.members m
+        ON ev.channels IS NOT NULL
+        AND m.channel IN (SELECT jsonb_array_elements_text(ev.channels::jsonb))
+    JOIN identity.clients c ON c.session_id = m.session_id
 ),
 counters AS (
     INSERT INTO delivery.client_seq AS s (client_id, last_seq)
@@ -173,8 +180,9 @@ async def write_items(conn: Conn, items: list[StoredItem]) -> dict[str, int]:
         [_json(i.meta) for i in items],
         [i.created_at for i in items],
         [i.channel for i in items],
-        [i.dm[0] if i.dm else None for i in items],
-        [i.dm[1] if i.dm else None for i in items],
+        [i.sessions[0] if i.sessions else None for i in items],
+        [i.sessions[-1] if i.sessions else None for i in items],
+        [_json(list(i.channels)) if i.channels else None for i in items],
     )
     return {str(r["client_id"]): r["last_seq"] for r in rows}
 

@@ -30,24 +30,32 @@ from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.errors import ChatError
 from libs.events import SessionCreated, new_event_id, utcnow
 from libs.irc import fold, valid_nick
-from libs.items import Item, item_from_row
+from libs.items import Item, item_from_row, rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
 from services.gateway import auth, store
-from services.gateway.commands import Command, Commands
+from services.gateway.commands import VERSION, Command, Commands, prefix
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import (
+    ChannelOut,
+    ChannelsOut,
+    ChannelSummary,
     CommandIn,
     CommandOut,
     ErrorOut,
+    HealthOut,
     HistoryOut,
     LoginIn,
+    MemberOut,
+    MembersOut,
     MessagesOut,
+    ServerOut,
     SessionIn,
     SessionOut,
     StateOut,
     StatusOut,
+    UserOut,
 )
 from services.gateway.store import Caller
 
@@ -77,8 +85,12 @@ class Gateway:
     js: JetStreamContext
     hub: WaiterHub
     commands: Commands
-    outbox: Outbox
     logins: auth.RateLimiter
+    commands_limiter: auth.RateLimiter
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.commands.outbox
 
 
 def _state(request: Request) -> Gateway:
@@ -163,13 +175,14 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             js=js,
             hub=hub,
             commands=Commands(pool, nc, js, settings),
-            outbox=Outbox("identity", subjects),
             logins=auth.RateLimiter(settings.login_rate, settings.login_burst),
+            commands_limiter=auth.RateLimiter(settings.command_rate, settings.command_burst),
         )
         stop = asyncio.Event()
         background = [
             asyncio.create_task(gateway.outbox.relay(pool, js, stop)),
             asyncio.create_task(_prune_keys(pool, settings.idempotency_ttl, stop)),
+            asyncio.create_task(_expire_sessions(gateway, stop)),
         ]
         try:
             yield gateway
@@ -177,6 +190,28 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             hub.close()
             stop.set()
             await asyncio.gather(*background)
+
+
+async def _expire_sessions(gw: Gateway, stop: asyncio.Event, interval: float = 30.0) -> None:
+    """Delete clients idle past the timeout; end sessions left without clients."""
+    while not stop.is_set():
+        try:
+            await expire_once(gw)
+        except (asyncpg.PostgresError, OSError, ChatError) as error:
+            log.warning("session expiry failed", error=repr(error))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def expire_once(gw: Gateway) -> int:
+    """One sweep of session expiry; returns how many sessions it ended."""
+    timeout = gw.settings.session_idle_timeout
+    await store.delete_idle_clients(gw.pool, timeout)
+    ended = 0
+    for row in await store.sessions_without_clients(gw.pool, limit=500):
+        await gw.commands.end_session(row["id"], row["nick"], new_event_id(), ["expired"])
+        ended += 1
+    return ended
 
 
 async def _prune_keys(pool: asyncpg.Pool[Any], ttl: float, stop: asyncio.Event) -> None:
@@ -277,6 +312,10 @@ def _install_routes(app: FastAPI) -> None:
     async def logout(caller: CallerDep, response: Response, gw: GatewayDep) -> StatusOut:
         """Revoke this client's token; the session and its other clients are untouched."""
         await store.delete_client(gw.pool, caller.client_id)
+        if not await store.has_clients(gw.pool, caller.session_id):
+            await gw.commands.end_session(
+                caller.session_id, caller.nick, new_event_id(), ["logged out"]
+            )
         response.delete_cookie(COOKIE)
         return StatusOut(status="ok")
 
@@ -302,6 +341,9 @@ def _install_routes(app: FastAPI) -> None:
         body: CommandIn, request: Request, caller: CallerDep, gw: GatewayDep
     ) -> Response:
         """Send one command. An ``Idempotency-Key`` header makes a retry safe."""
+        wait = gw.commands_limiter.take(str(caller.client_id))
+        if wait:
+            raise errors.rate_limited(wait)
         key = request.headers.get("idempotency-key") or body.idempotency_key
         command = Command(
             command=body.command.upper(),
@@ -328,7 +370,7 @@ def _install_routes(app: FastAPI) -> None:
         waiter = gw.hub.register(str(caller.client_id), after)
         WAITING.inc()
         try:
-            if after > caller.acked_seq:
+            if after > caller.acked_seq or not caller.seen_recently:
                 await store.acknowledge(gw.pool, caller.client_id, after)
             rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
             if not rows and timeout > 0 and await waiter.wait(timeout):
@@ -362,6 +404,79 @@ def _install_routes(app: FastAPI) -> None:
         )
         return Response(_encoder.encode(result), media_type="application/json")
 
+    @app.get("/api/v1/channels", response_model=ChannelsOut, tags=["state"])
+    async def channels(caller: CallerDep, gw: GatewayDep) -> ChannelsOut:
+        """Every channel the caller may see; secret channels only for their members."""
+        rows = await store.visible_channels(gw.pool, caller.session_id)
+        return ChannelsOut(
+            channels=[
+                ChannelSummary(name=r["name"], topic=r["topic"], members=r["members"]) for r in rows
+            ]
+        )
+
+    @app.get("/api/v1/channels/{name}", response_model=ChannelOut, tags=["state"])
+    async def channel(name: str, caller: CallerDep, gw: GatewayDep) -> ChannelOut:
+        """One channel (its name without ``#``); 404 when missing or secret to the caller."""
+        row = await _visible_channel(gw, caller, name)
+        return ChannelOut(
+            name=row["name"],
+            topic=row["topic"],
+            topic_set_by=row["topic_set_by"],
+            topic_set_at=rfc3339(row["topic_set_at"]) if row["topic_set_at"] else None,
+            modes=modes_text(row["modes"], row["key"], row["user_limit"]),
+            members=row["member_count"],
+        )
+
+    @app.get("/api/v1/channels/{name}/members", response_model=MembersOut, tags=["state"])
+    async def channel_members(name: str, caller: CallerDep, gw: GatewayDep) -> MembersOut:
+        """A channel's members, operators first, then voiced, then the rest by nick."""
+        row = await _visible_channel(gw, caller, name)
+        members = await store.members_of(gw.pool, row["name_folded"], gw.settings.online_window)
+        return MembersOut(
+            members=[
+                MemberOut(nick=m["nick"], prefix=prefix(m["is_op"], m["is_voiced"]))
+                for m in members
+            ]
+        )
+
+    @app.get("/api/v1/users/{nick}", response_model=UserOut, tags=["state"])
+    async def user(nick: str, caller: CallerDep, gw: GatewayDep) -> UserOut:
+        """A user: online, away, idle time, signon and the channels the caller may see."""
+        row = await store.user_info(gw.pool, fold(nick), gw.settings.online_window)
+        if row is None:
+            raise errors.no_such_nick(nick)
+        channels = await store.user_channels(gw.pool, row["id"], caller.session_id)
+        return UserOut(
+            nick=row["nick"],
+            online=row["online"],
+            away=row["away_message"],
+            idle_seconds=row["idle_seconds"],
+            signon=rfc3339(row["created_at"]),
+            channels=[c["name"] for c in channels],
+        )
+
+    @app.get("/api/v1/server", response_model=ServerOut, tags=["state"])
+    async def server(gw: GatewayDep) -> ServerOut:
+        """This server: name, version, MOTD and live counts."""
+        counts = await store.counts(gw.pool)
+        return ServerOut(
+            name=gw.settings.server_name,
+            version=VERSION,
+            motd=gw.settings.motd,
+            users=counts["users"],
+            channels=counts["channels"],
+        )
+
+    @app.get("/.well-known/healthcheck.json", response_model=HealthOut, tags=["operations"])
+    async def healthcheck(gw: GatewayDep) -> HealthOut:
+        counts = await store.counts(gw.pool)
+        return HealthOut(
+            status="ok",
+            users=counts["users"],
+            clients=counts["clients"],
+            channels=counts["channels"],
+        )
+
     @app.get("/livez", tags=["operations"])
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
@@ -379,6 +494,22 @@ def _install_routes(app: FastAPI) -> None:
             {"status": "ok" if ready else "unavailable", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+
+async def _visible_channel(gw: Gateway, caller: Caller, name: str) -> Any:
+    folded = fold(name if name.startswith("#") else f"#{name}")
+    row = await store.channel_row(gw.pool, folded)
+    if row is None or (
+        "s" in row["modes"] and await store.membership(gw.pool, folded, caller.session_id) is None
+    ):
+        raise errors.no_such_channel(f"#{name.lstrip('#')}")
+    return row
+
+
+def modes_text(flags: str, key: str | None, limit: int | None) -> str:
+    """``+klnt``: the channel's modes without their parameters."""
+    letters = set(flags) | ({"k"} if key else set()) | ({"l"} if limit else set())
+    return "+" + "".join(sorted(letters))
 
 
 async def _execute_once(

@@ -92,3 +92,55 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class ChannelSummary(BaseModel):
+    name: str
+    topic: str | None
+    members: int
+
+
+class ChannelsOut(BaseModel):
+    channels: list[ChannelSummary]
+
+
+class ChannelOut(BaseModel):
+    name: str
+    topic: str | None
+    topic_set_by: str | None
+    topic_set_at: str | None
+    modes: str
+    members: int
+
+
+class MemberOut(BaseModel):
+    nick: str
+    prefix: str
+
+
+class MembersOut(BaseModel):
+    members: list[MemberOut]
+
+
+class UserOut(BaseModel):
+    nick: str
+    online: bool
+    away: str | None
+    idle_seconds: int
+    signon: str
+    channels: list[str]
+
+
+class ServerOut(BaseModel):
+    name: str
+    version: str
+    motd: str
+    users: int
+    channels: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    users: int
+    clients: int
+    channels: int

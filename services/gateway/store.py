@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from libs.db import Conn
+from libs.irc import fold
 from libs.items import ITEM_COLUMNS
 
 
@@ -20,6 +21,7 @@ class Caller:
     session_id: uuid.UUID
     nick: str
     acked_seq: int
+    seen_recently: bool  # polled within the last 10 s
 
 
 class NickInUse(Exception):
@@ -71,14 +73,15 @@ async def session_for_login(pool: asyncpg.Pool[Any], folded: str) -> asyncpg.Rec
 
 async def caller_by_token(pool: asyncpg.Pool[Any], token_hash: bytes) -> Caller | None:
     row = await pool.fetchrow(
-        """SELECT c.id, c.session_id, s.nick, c.acked_seq
+        """SELECT c.id, c.session_id, s.nick, c.acked_seq,
+                  c.last_seen > now() - interval '10 seconds' AS seen_recently
            FROM identity.clients c JOIN identity.sessions s ON s.id = c.session_id
            WHERE c.token_hash = $1""",
         token_hash,
     )
     if row is None:
         return None
-    return Caller(row["id"], row["session_id"], row["nick"], row["acked_seq"])
+    return Caller(row["id"], row["session_id"], row["nick"], row["acked_seq"], row["seen_recently"])
 
 
 async def delete_client(pool: asyncpg.Pool[Any], client_id: uuid.UUID) -> None:
@@ -86,10 +89,12 @@ async def delete_client(pool: asyncpg.Pool[Any], client_id: uuid.UUID) -> None:
 
 
 async def acknowledge(pool: asyncpg.Pool[Any], client_id: uuid.UUID, seq: int) -> None:
-    """Record that a client has seen its queue up to ``seq`` (never moves backwards)."""
+    """Record a poll: the client has seen its queue up to ``seq`` (never moves backwards)
+    and is online (``last_seen``, refreshed at most every 10 s between acknowledgements)."""
     await pool.execute(
-        """UPDATE identity.clients SET acked_seq = $2, last_seen = now()
-           WHERE id = $1 AND acked_seq < $2""",
+        """UPDATE identity.clients
+           SET acked_seq = greatest(acked_seq, $2), last_seen = now()
+           WHERE id = $1 AND (acked_seq < $2 OR last_seen < now() - interval '10 seconds')""",
         client_id,
         seq,
     )
@@ -257,3 +262,203 @@ async def prune_idempotency(pool: asyncpg.Pool[Any], older_than: float) -> int:
         older_than,
     )
     return int(result.split()[-1])
+
+
+# --- identity changes ----------------------------------------------------------------
+
+
+async def change_nick(conn: Conn, session_id: uuid.UUID, nick: str) -> None:
+    try:
+        await conn.execute(
+            "UPDATE identity.sessions SET nick = $2, nick_folded = $3 WHERE id = $1",
+            session_id,
+            nick,
+            fold(nick),
+        )
+    except asyncpg.UniqueViolationError as error:
+        raise NickInUse(nick) from error
+
+
+async def set_away(pool: Conn | asyncpg.Pool[Any], session_id: uuid.UUID, away: str | None) -> None:
+    await pool.execute(
+        "UPDATE identity.sessions SET away_message = $2 WHERE id = $1", session_id, away
+    )
+
+
+async def set_password(pool: asyncpg.Pool[Any], session_id: uuid.UUID, password_hash: str) -> bool:
+    """Set a password on a session that has none; False when it already had one."""
+    done = await pool.execute(
+        """UPDATE identity.sessions SET password_hash = $2
+           WHERE id = $1 AND password_hash IS NULL""",
+        session_id,
+        password_hash,
+    )
+    return bool(done.endswith(" 1"))
+
+
+async def set_oper(pool: asyncpg.Pool[Any], session_id: uuid.UUID, value: bool) -> None:
+    await pool.execute("UPDATE identity.sessions SET is_oper = $2 WHERE id = $1", session_id, value)
+
+
+async def delete_session(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> None:
+    """Remove a session and (by cascade) its clients and keys; its nick is free again."""
+    await pool.execute("DELETE FROM identity.sessions WHERE id = $1", session_id)
+
+
+async def spoke(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> None:
+    """Record that a session sent a message (WHOIS idle), at most once a second."""
+    await pool.execute(
+        """UPDATE identity.sessions SET last_spoke = now()
+           WHERE id = $1 AND last_spoke < now() - interval '1 second'""",
+        session_id,
+    )
+
+
+async def channel_folds_of(conn: Conn | asyncpg.Pool[Any], session_id: uuid.UUID) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT channel FROM presence.members WHERE session_id = $1 ORDER BY channel", session_id
+    )
+    return [r["channel"] for r in rows]
+
+
+# --- reads for informational commands and the read endpoints -------------------------
+
+
+async def channel_row(pool: asyncpg.Pool[Any], folded: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        """SELECT ch.*, (SELECT count(*) FROM presence.members m
+                         WHERE m.channel = ch.name_folded) AS member_count
+           FROM presence.channels ch WHERE ch.name_folded = $1""",
+        folded,
+    )
+
+
+async def membership(
+    pool: asyncpg.Pool[Any], folded: str, session_id: uuid.UUID
+) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT is_op, is_voiced FROM presence.members WHERE channel = $1 AND session_id = $2",
+        folded,
+        session_id,
+    )
+
+
+async def ban_masks(pool: asyncpg.Pool[Any], folded: str) -> list[str]:
+    rows = await pool.fetch("SELECT mask FROM presence.bans WHERE channel = $1", folded)
+    return [r["mask"] for r in rows]
+
+
+async def members_of(
+    pool: asyncpg.Pool[Any], folded: str, online_window: float
+) -> list[asyncpg.Record]:
+    """Members with their prefixes, away state and whether any client is online."""
+    return await pool.fetch(
+        """SELECT s.nick, s.away_message, s.is_oper, m.is_op, m.is_voiced,
+                  EXISTS (SELECT 1 FROM identity.clients c WHERE c.session_id = s.id
+                          AND c.last_seen > now() - make_interval(secs => $2)) AS online
+           FROM presence.members m JOIN identity.sessions s ON s.id = m.session_id
+           WHERE m.channel = $1
+           ORDER BY NOT m.is_op, NOT m.is_voiced, s.nick_folded""",
+        folded,
+        online_window,
+    )
+
+
+async def visible_channels(
+    pool: asyncpg.Pool[Any], session_id: uuid.UUID, pattern: str = "%"
+) -> list[asyncpg.Record]:
+    """Channels the caller may see (not secret, or secret with the caller in it) whose
+    folded name matches a LIKE pattern."""
+    return await pool.fetch(
+        """SELECT ch.name, ch.topic, count(m.session_id) AS members
+           FROM presence.channels ch JOIN presence.members m ON m.channel = ch.name_folded
+           WHERE ch.name_folded LIKE $2 AND (position('s' in ch.modes) = 0 OR EXISTS (
+               SELECT 1 FROM presence.members me
+               WHERE me.channel = ch.name_folded AND me.session_id = $1))
+           GROUP BY ch.name_folded, ch.name, ch.topic ORDER BY ch.name_folded""",
+        session_id,
+        pattern,
+    )
+
+
+async def user_info(
+    pool: asyncpg.Pool[Any], folded_nick: str, online_window: float
+) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        """SELECT s.id, s.nick, s.away_message, s.is_oper, s.created_at, s.last_spoke,
+                  EXISTS (SELECT 1 FROM identity.clients c WHERE c.session_id = s.id
+                          AND c.last_seen > now() - make_interval(secs => $2)) AS online,
+                  extract(epoch FROM now() - s.last_spoke)::bigint AS idle_seconds
+           FROM identity.sessions s WHERE s.nick_folded = $1""",
+        folded_nick,
+        online_window,
+    )
+
+
+async def user_channels(
+    pool: asyncpg.Pool[Any], session_id: uuid.UUID, viewer: uuid.UUID
+) -> list[asyncpg.Record]:
+    """The channels of a user the viewer may see (secret ones only if the viewer is in them)."""
+    return await pool.fetch(
+        """SELECT ch.name, m.is_op, m.is_voiced
+           FROM presence.members m JOIN presence.channels ch ON ch.name_folded = m.channel
+           WHERE m.session_id = $1 AND (position('s' in ch.modes) = 0 OR EXISTS (
+               SELECT 1 FROM presence.members me
+               WHERE me.channel = m.channel AND me.session_id = $2))
+           ORDER BY ch.name_folded""",
+        session_id,
+        viewer,
+    )
+
+
+async def who_mask(
+    pool: asyncpg.Pool[Any], pattern: str, online_window: float
+) -> list[asyncpg.Record]:
+    """Sessions whose folded nick matches a LIKE pattern."""
+    return await pool.fetch(
+        """SELECT s.nick, s.away_message, s.is_oper, false AS is_op, false AS is_voiced,
+                  EXISTS (SELECT 1 FROM identity.clients c WHERE c.session_id = s.id
+                          AND c.last_seen > now() - make_interval(secs => $2)) AS online
+           FROM identity.sessions s WHERE s.nick_folded LIKE $1 ORDER BY s.nick_folded LIMIT 500""",
+        pattern,
+        online_window,
+    )
+
+
+async def counts(pool: asyncpg.Pool[Any]) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        """SELECT (SELECT count(*) FROM identity.sessions) AS users,
+                  (SELECT count(*) FROM identity.sessions WHERE is_oper) AS opers,
+                  (SELECT count(*) FROM identity.clients) AS clients,
+                  (SELECT count(*) FROM presence.channels) AS channels"""
+    )
+    assert row is not None
+    found: asyncpg.Record = row
+    return found
+
+
+# --- expiry -----------------------------------------------------------------------
+
+
+async def has_clients(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> bool:
+    found = await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM identity.clients WHERE session_id = $1)", session_id
+    )
+    return bool(found)
+
+
+async def delete_idle_clients(pool: asyncpg.Pool[Any], idle_seconds: float) -> int:
+    done = await pool.execute(
+        "DELETE FROM identity.clients WHERE last_seen < now() - make_interval(secs => $1)",
+        idle_seconds,
+    )
+    return int(done.split()[-1])
+
+
+async def sessions_without_clients(pool: asyncpg.Pool[Any], limit: int) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        """SELECT s.id, s.nick FROM identity.sessions s
+           WHERE NOT EXISTS (SELECT 1 FROM identity.clients c WHERE c.session_id = s.id)
+           LIMIT $1""",
+        limit,
+    )
