@@ -95,10 +95,15 @@ async def _park_in(conn: Conn, stream: str, delivery: Delivery, error: str) -> N
     )
 
 
-async def _trim_loop(pool: asyncpg.Pool[Any], stop: asyncio.Event, interval: float) -> None:
+async def _trim_loop(
+    pool: asyncpg.Pool[Any], stop: asyncio.Event, interval: float, keep: int
+) -> None:
+    """Retention, as bounded background work: acknowledged queue rows, then old history."""
     while not stop.is_set():
         try:
             while await store.trim_acknowledged(pool) > 0 and not stop.is_set():
+                pass
+            while await store.trim_history(pool, keep) > 0 and not stop.is_set():
                 pass
         except (asyncpg.PostgresError, OSError) as error:
             log.warning("trim failed", error=repr(error))
@@ -135,5 +140,5 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
         async with asyncio.TaskGroup() as tasks:
             for consumer in consumers:
                 tasks.create_task(consumer.run(stop))
-            tasks.create_task(_trim_loop(pool, stop, trim_interval))
+            tasks.create_task(_trim_loop(pool, stop, trim_interval, settings.max_history))
         log.info("fanout stopped")

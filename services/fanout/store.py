@@ -70,7 +70,7 @@ queued AS (
     INSERT INTO delivery.client_queues (client_id, seq, message_id)
     SELECT client_id, seq, message_id FROM numbered
 )
-SELECT client_id, last_seq FROM counters
+SELECT client_id, last_seq, (SELECT count(*) FROM rcpt) AS queued FROM counters
 """
 
 _encode = msgspec.json.Encoder().encode
@@ -151,10 +151,13 @@ async def apply_changes(conn: Conn, changes: list[Change]) -> None:
             )
 
 
-async def write_items(conn: Conn, items: list[StoredItem]) -> dict[str, int]:
-    """Write items once and queue them to every recipient client; returns each client's last seq."""
+async def write_items(conn: Conn, items: list[StoredItem]) -> tuple[dict[str, int], int]:
+    """Write items once and queue them to every recipient client.
+
+    Returns each recipient client's last seq, and how many queue rows were written.
+    """
     if not items:
-        return {}
+        return {}, 0
     counts = Counter(item.target for item in items)
     last = {
         r["target"]: r["last_pos"]
@@ -184,7 +187,8 @@ async def write_items(conn: Conn, items: list[StoredItem]) -> dict[str, int]:
         [i.sessions[-1] if i.sessions else None for i in items],
         [_json(list(i.channels)) if i.channels else None for i in items],
     )
-    return {str(r["client_id"]): r["last_seq"] for r in rows}
+    queued = int(rows[0]["queued"]) if rows else 0
+    return {str(r["client_id"]): r["last_seq"] for r in rows}, queued
 
 
 async def park(
@@ -240,3 +244,23 @@ async def trim_acknowledged(pool: asyncpg.Pool[Any], limit: int = 10_000) -> int
                    SELECT 1 FROM identity.clients c WHERE c.id = s.client_id)"""
         )
     return trimmed
+
+
+async def trim_history(pool: asyncpg.Pool[Any], keep: int, limit: int = 10_000) -> int:
+    """Delete items older than the newest ``keep`` of their target, bounded per call.
+
+    An item still waiting in some client's queue (above its cursor) stays until
+    that client has acknowledged it; history hides it already.
+    """
+    result = await pool.execute(
+        """WITH doomed AS (
+               SELECT m.id FROM delivery.targets t
+               JOIN delivery.messages m ON m.target = t.target AND m.pos <= t.last_pos - $1
+               WHERE NOT EXISTS (
+                   SELECT 1 FROM delivery.client_queues q WHERE q.message_id = m.id)
+               LIMIT $2)
+           DELETE FROM delivery.messages WHERE id IN (SELECT id FROM doomed)""",
+        keep,
+        limit,
+    )
+    return int(result.split()[-1])

@@ -561,8 +561,6 @@ class Commands:
                 "seconds idle, signon time",
             )
         )
-        if not user["online"]:
-            replies.append(self.numeric(caller, "NOTICE", [nick], "is not online"))
         replies.append(self.numeric(caller, "318", [nick], "End of /WHOIS list"))
         return answer(event_id, replies=replies)
 

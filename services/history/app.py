@@ -23,8 +23,9 @@ MAX_LIMIT = 500
 
 
 class History:
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], keep: int) -> None:
         self.pool = pool
+        self.keep = keep
 
     async def fetch(self, request: HistoryRequest) -> HistoryResult:
         if not 1 <= request.limit <= MAX_LIMIT:
@@ -42,7 +43,9 @@ class History:
             if peer is None:
                 raise errors.no_such_nick(request.target)
             key = dm_target(request.session_id, peer)
-        items, more = await store.page(self.pool, key, request.before, request.after, request.limit)
+        items, more = await store.page(
+            self.pool, key, request.before, request.after, request.limit, self.keep
+        )
         return HistoryResult(messages=items, has_more=more)
 
 
@@ -54,7 +57,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         nc = await bus.connect(settings.nats(), "chinwag-history")
         stack.push_async_callback(nc.drain)
         subjects = Subjects(settings.subject_prefix, settings.partitions)
-        history = History(pool)
+        history = History(pool, settings.max_history)
         service = await rpc.serve(
             nc,
             name="chinwag-history",

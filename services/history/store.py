@@ -33,23 +33,37 @@ async def session_by_nick(pool: asyncpg.Pool[Any], folded_nick: str) -> uuid.UUI
 
 
 async def page(
-    pool: asyncpg.Pool[Any], target: str, before: int | None, after: int | None, limit: int
+    pool: asyncpg.Pool[Any],
+    target: str,
+    before: int | None,
+    after: int | None,
+    limit: int,
+    keep: int,
 ) -> tuple[list[Item], bool]:
-    """Up to ``limit`` items oldest first, and whether more lie beyond in that direction."""
+    """Up to ``limit`` items oldest first, and whether more lie beyond in that direction.
+
+    Only the newest ``keep`` items of a target are history; older ones are
+    being trimmed.
+    """
+    oldest = await pool.fetchval(
+        "SELECT last_pos - $2 FROM delivery.targets WHERE target = $1", target, keep
+    )
+    floor = max(int(oldest or 0), 0)
     if after is not None:
         rows = await pool.fetch(
             f"""SELECT {ITEM_COLUMNS} FROM delivery.messages m
                 WHERE m.target = $1 AND m.pos > $2 ORDER BY m.pos LIMIT $3""",
             target,
-            after,
+            max(after, floor),
             limit + 1,
         )
         return [item_from_row(r) for r in rows[:limit]], len(rows) > limit
     rows = await pool.fetch(
         f"""SELECT {ITEM_COLUMNS} FROM delivery.messages m
-            WHERE m.target = $1 AND m.pos < $2 ORDER BY m.pos DESC LIMIT $3""",
+            WHERE m.target = $1 AND m.pos < $2 AND m.pos > $4 ORDER BY m.pos DESC LIMIT $3""",
         target,
         before if before is not None else 2**62,
         limit + 1,
+        floor,
     )
     return [item_from_row(r) for r in reversed(rows[:limit])], len(rows) > limit

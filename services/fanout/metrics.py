@@ -1,0 +1,75 @@
+"""Fanout's Prometheus metrics: counted once per batch, never per recipient."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Gauge, Histogram
+
+log = structlog.get_logger(__name__)
+
+PROCESSED = Counter(
+    "chinwag_fanout_events_processed_total", "Events projected for the first time", ["partition"]
+)
+REDELIVERED = Counter(
+    "chinwag_fanout_events_redelivered_total",
+    "Events skipped because their item already exists (redelivered or republished)",
+    ["partition"],
+)
+PARKED = Counter(
+    "chinwag_fanout_events_parked_total",
+    "Events recorded in delivery.poison instead of projected",
+    ["partition"],
+)
+BATCH_SIZE = Histogram(
+    "chinwag_fanout_batch_size",
+    "Events per fanout transaction",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10_000),
+)
+TRANSACTION_SECONDS = Histogram(
+    "chinwag_fanout_transaction_seconds",
+    "Time from opening a batch's transaction to its commit",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+QUEUE_ROWS = Counter(
+    "chinwag_fanout_queue_rows_total", "Rows written to client queues", ["partition"]
+)
+PENDING = Gauge(
+    "chinwag_fanout_consumer_pending",
+    "Events in the stream not yet delivered to the partition's consumer",
+    ["partition"],
+)
+ACK_PENDING = Gauge(
+    "chinwag_fanout_consumer_ack_pending",
+    "Events delivered to the partition's consumer and not yet acknowledged",
+    ["partition"],
+)
+
+
+async def watch_lag(
+    js: JetStreamContext,
+    stream: str,
+    partitions: Sequence[int],
+    stop: asyncio.Event,
+    interval: float = 5.0,
+) -> None:
+    """Refresh the consumer lag gauges from JetStream every ``interval`` seconds."""
+    while not stop.is_set():
+        for partition in partitions:
+            try:
+                info = await js.consumer_info(stream, f"fanout-{partition}", timeout=interval)
+            except nats.js.errors.NotFoundError:
+                continue  # being re-created at the committed position
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                log.debug("consumer info failed", partition=partition, error=repr(error))
+                continue
+            PENDING.labels(str(partition)).set(info.num_pending or 0)
+            ACK_PENDING.labels(str(partition)).set(info.num_ack_pending or 0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
