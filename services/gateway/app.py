@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,11 +22,12 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from prometheus_client import Counter, Gauge, make_asgi_app
+from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from libs import bus, db, errors, rpc
+from libs import bus, db, errors, ops, rpc
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.errors import ChatError
 from libs.events import SessionCreated, new_event_id, utcnow
@@ -56,6 +58,7 @@ from services.gateway.models import (
     StateOut,
     StatusOut,
     UserOut,
+    command_request_body,
 )
 from services.gateway.store import Caller
 
@@ -66,6 +69,14 @@ IDEMPOTENCY_LEASE = 10.0  # seconds an unanswered claim blocks a retry with the 
 
 SENDS = Counter("chinwag_gateway_commands_total", "Commands answered", ["command", "status"])
 WAITING = Gauge("chinwag_gateway_longpolls_waiting", "Long-polls parked on this gateway")
+ACCEPTED = Counter(
+    "chinwag_gateway_sends_accepted_total", "Commands accepted (200), by command", ["command"]
+)
+WAKE_TO_RESPONSE = Histogram(
+    "chinwag_gateway_wake_to_response_seconds",
+    "From a wake reaching a parked long-poll to its page being read",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 
 _encoder = msgspec.json.Encoder()
 
@@ -145,6 +156,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         responses=ERRORS,
     )
     app.add_middleware(BodyLimit, limit=settings.max_message_bytes)
+    app.add_middleware(ops.HttpMetrics)
     _install_error_handlers(app)
     _install_routes(app)
     app.mount("/metrics", make_asgi_app())
@@ -336,11 +348,28 @@ def _install_routes(app: FastAPI) -> None:
             last_seq=last,
         )
 
-    @app.post("/api/v1/messages", response_model=CommandOut, tags=["messages"])
-    async def post_message(
-        body: CommandIn, request: Request, caller: CallerDep, gw: GatewayDep
-    ) -> Response:
+    @app.post(
+        "/api/v1/messages",
+        response_model=CommandOut,
+        tags=["messages"],
+        openapi_extra={
+            "requestBody": command_request_body(),
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 128},
+                }
+            ],
+        },
+    )
+    async def post_message(request: Request, caller: CallerDep, gw: GatewayDep) -> Response:
         """Send one command. An ``Idempotency-Key`` header makes a retry safe."""
+        try:
+            body = CommandIn.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(error.errors()) from None
         wait = gw.commands_limiter.take(str(caller.client_id))
         if wait:
             raise errors.rate_limited(wait)
@@ -354,6 +383,8 @@ def _install_routes(app: FastAPI) -> None:
         )
         status, payload = await _execute_once(gw, caller, command, key)
         SENDS.labels(command.command if status < 500 else "-", str(status)).inc()
+        if status == 200:
+            ACCEPTED.labels(command.command).inc()
         if status >= 400:
             return JSONResponse(payload, status_code=status)
         return Response(_encoder.encode(payload), media_type="application/json")
@@ -375,6 +406,8 @@ def _install_routes(app: FastAPI) -> None:
             rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
             if not rows and timeout > 0 and await waiter.wait(timeout):
                 rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
+                if waiter.woken_at is not None:
+                    WAKE_TO_RESPONSE.observe(time.perf_counter() - waiter.woken_at)
         finally:
             WAITING.dec()
             gw.hub.unregister(waiter)

@@ -7,6 +7,7 @@ between the read and the wait still finds it: no lost wake-ups.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 import msgspec
@@ -24,6 +25,7 @@ class Waiter:
         self.client_id = client_id
         self.after = after
         self.event = asyncio.Event()
+        self.woken_at: float | None = None  # perf_counter() of the wake that set the event
 
     async def wait(self, timeout: float) -> bool:
         """True when woken, False on timeout."""
@@ -59,7 +61,8 @@ class WaiterHub:
 
     def wake(self, client_id: str, seq: int) -> None:
         for waiter in self._waiters.get(client_id, ()):
-            if seq > waiter.after:
+            if seq > waiter.after and not waiter.event.is_set():
+                waiter.woken_at = time.perf_counter()
                 waiter.event.set()
 
     def close(self) -> None:

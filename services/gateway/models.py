@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 
 class Strict(BaseModel):
@@ -144,3 +144,101 @@ class HealthOut(BaseModel):
     users: int
     clients: int
     channels: int
+
+
+# --- one schema per command, for the OpenAPI document ---------------------------------
+
+Lines = Annotated[list[str], Field(min_length=1, max_length=100, description="lines of text")]
+OptionalLines = Annotated[
+    list[str] | None, Field(default=None, max_length=100, description="optional lines")
+]
+
+
+def _command(name: str, doc: str, **fields: Any) -> type[BaseModel]:
+    model: type[BaseModel] = create_model(
+        f"{name.title()}Command",
+        __doc__=doc,
+        __config__=ConfigDict(extra="forbid"),
+        command=(Literal[name], ...),  # type: ignore[arg-type]
+        meta=(dict[str, Any], Field(default_factory=dict)),
+        idempotency_key=(str | None, None),
+        **fields,
+    )
+    return model
+
+
+def _params(*names: str) -> Any:
+    return (
+        list[str],
+        Field(min_length=len(names), max_length=len(names), description=", ".join(names)),
+    )
+
+
+COMMAND_MODELS: list[type[BaseModel]] = [
+    _command("PRIVMSG", "A message to a channel or a nick.", to=(str, ...), body=(Lines, ...)),
+    _command("NOTICE", "A notice (never auto-answered).", to=(str, ...), body=(Lines, ...)),
+    _command(
+        "JOIN",
+        "Join a channel (created +nt, with you as operator, when new).",
+        to=(str, ...),
+        params=(list[str], Field(default_factory=list, max_length=1, description="[key]")),
+    ),
+    _command("PART", "Leave a channel.", to=(str, ...), body=OptionalLines),
+    _command("NICK", "Change nick.", params=_params("newnick")),
+    _command(
+        "TOPIC", "Read (no body) or set a channel's topic.", to=(str, ...), body=OptionalLines
+    ),
+    _command(
+        "MODE",
+        "Read or change channel modes (+i +m +n +s +t +k +l +b, +o +v) or your user modes.",
+        to=(str, ...),
+        params=(list[str], Field(default_factory=list, description='e.g. ["+o-v", "a", "b"]')),
+    ),
+    _command(
+        "KICK",
+        "Remove a member (operators).",
+        to=(str, ...),
+        params=_params("nick"),
+        body=OptionalLines,
+    ),
+    _command("INVITE", "Invite a nick into a channel.", params=_params("nick", "channel")),
+    _command("AWAY", "Set (body) or clear (no body) your away message.", body=OptionalLines),
+    _command(
+        "PASS", "Register this anonymous session with a password.", params=_params("password")
+    ),
+    _command("QUIT", "End the session and every client of it.", body=OptionalLines),
+    _command("PING", "Answered with PONG.", params=_params("token")),
+    _command("NAMES", "A channel's members (353, 366).", to=(str, ...)),
+    _command(
+        "LIST",
+        "Visible channels (321, 322, 323).",
+        params=(list[str], Field(default_factory=list, max_length=1, description="[mask]")),
+    ),
+    _command("WHOIS", "About a user (311 312 313 301 319 317 318).", params=_params("nick")),
+    _command(
+        "WHO",
+        "Members of a channel, or users matching a mask (352, 315).",
+        to=(str | None, None),
+        params=(list[str], Field(default_factory=list, max_length=1, description="[mask]")),
+    ),
+    _command("MOTD", "The message of the day (375 372 376)."),
+    _command("LUSERS", "Server counts (251 252 254 255)."),
+]
+
+
+def command_request_body() -> dict[str, Any]:
+    """The OpenAPI request body of ``POST /api/v1/messages``: one schema per command."""
+    schemas = [
+        m.model_json_schema(ref_template="#/components/schemas/{model}") for m in COMMAND_MODELS
+    ]
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": schemas,
+                    "discriminator": {"propertyName": "command"},
+                }
+            }
+        },
+    }

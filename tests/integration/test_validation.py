@@ -18,6 +18,28 @@ def _nested(depth: int) -> list[object]:
     return value
 
 
+API_COMMANDS = [
+    "PRIVMSG",
+    "NOTICE",
+    "JOIN",
+    "PART",
+    "NICK",
+    "TOPIC",
+    "MODE",
+    "KICK",
+    "INVITE",
+    "AWAY",
+    "PASS",
+    "QUIT",
+    "PING",
+    "NAMES",
+    "LIST",
+    "WHOIS",
+    "WHO",
+    "MOTD",
+    "LUSERS",
+]
+
 BAD_COMMANDS: list[tuple[dict[str, Any], int, str]] = [
     ({"command": "FROB", "to": "#room"}, 400, "ERR_UNKNOWNCOMMAND"),
     ({"command": "PRIVMSG", "body": ["no target"]}, 400, "ERR_NORECIPIENT"),
@@ -179,7 +201,19 @@ async def test_openapi_and_probes_are_served(system: System) -> None:
             "/api/v1/state",
             "/api/v1/messages",
             "/api/v1/history",
+            "/api/v1/channels",
+            "/api/v1/channels/{name}",
+            "/api/v1/channels/{name}/members",
+            "/api/v1/users/{nick}",
+            "/api/v1/server",
+            "/.well-known/healthcheck.json",
+            "/livez",
+            "/readyz",
         } <= set(spec["paths"])
+        body = spec["paths"]["/api/v1/messages"]["post"]["requestBody"]
+        variants = body["content"]["application/json"]["schema"]["oneOf"]
+        documented = {v["properties"]["command"]["const"] for v in variants}
+        assert documented == set(API_COMMANDS)
         assert (await http.get("/livez")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
         assert ready.status_code == 200
