@@ -552,6 +552,8 @@ class Commands:
         if channels:
             names = " ".join(prefix(c["is_op"], c["is_voiced"]) + c["name"] for c in channels)
             replies.append(self.numeric(caller, "319", [nick], names))
+        presence = "is online" if user["online"] else "has no client online"
+        replies.append(self.numeric(caller, "320", [nick], presence))
         signon = str(int(user["created_at"].timestamp()))
         replies.append(
             self.numeric(

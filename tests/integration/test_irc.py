@@ -369,9 +369,10 @@ async def test_informational_commands(system: System) -> None:
         "#other",
     ]
     whois = numerics(await bob.ok("WHOIS", params=["Alice"]))
-    assert [c for c, _, _ in whois] == ["311", "312", "319", "317", "318"]
+    assert [c for c, _, _ in whois] == ["311", "312", "319", "320", "317", "318"]
     assert whois[2] == ("319", ["alice"], ["@#open @#other"])
-    assert numerics(await alice.ok("WHOIS", params=["bob"]))[2][0] == "317"  # #secret hidden
+    assert whois[3] == ("320", ["alice"], ["is online"])
+    assert numerics(await alice.ok("WHOIS", params=["bob"]))[2][0] == "320"  # #secret hidden
     await refused(alice, 404, "ERR_NOSUCHNICK", "WHOIS", params=["ghost"])
     who = numerics(await bob.ok("WHO", to="#open"))
     assert who[0][0] == "352" and who[0][1][0] == "#open" and who[0][1][4] == "alice"
@@ -393,6 +394,8 @@ async def test_informational_commands(system: System) -> None:
         await conn.close()
     user = (await alice.http.get("/api/v1/users/bob")).json()
     assert user["channels"] == [] and user["online"] is False and user["away"] is None
+    offline = numerics(await alice.ok("WHOIS", params=["bob"]))
+    assert ("320", ["bob"], ["has no client online"]) in offline
     await bob.poll()  # polling makes a client online
     user = (await alice.http.get("/api/v1/users/bob")).json()
     assert user["online"] is True and user["idle_seconds"] >= 0 and user["signon"].endswith("Z")
