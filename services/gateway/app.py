@@ -257,7 +257,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "ERR_NOT_FOUND", 405: "ERR_METHOD_NOT_ALLOWED"}.get(
             error.status_code, "ERR_HTTP"
         )
-        return error_response(ChatError(error.status_code, code, str(error.detail)))
+        return error_response(
+            ChatError(error.status_code, code, str(error.detail)), dict(error.headers or {})
+        )
 
 
 def error_response(error: ChatError, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -12,13 +12,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+NICK_PATTERN = r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}$"
+Nick = Annotated[
+    str,
+    Field(min_length=1, max_length=64, json_schema_extra={"pattern": NICK_PATTERN}),
+]
+Target = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class SessionIn(Strict):
-    nick: str = Field(min_length=1, max_length=64)
+    nick: Nick
     password: str | None = Field(None, min_length=1, max_length=1024)
 
 
 class LoginIn(Strict):
-    nick: str = Field(min_length=1, max_length=64)
+    nick: Nick
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -175,29 +183,29 @@ def _params(*names: str) -> Any:
 
 
 COMMAND_MODELS: list[type[BaseModel]] = [
-    _command("PRIVMSG", "A message to a channel or a nick.", to=(str, ...), body=(Lines, ...)),
-    _command("NOTICE", "A notice (never auto-answered).", to=(str, ...), body=(Lines, ...)),
+    _command("PRIVMSG", "A message to a channel or a nick.", to=(Target, ...), body=(Lines, ...)),
+    _command("NOTICE", "A notice (never auto-answered).", to=(Target, ...), body=(Lines, ...)),
     _command(
         "JOIN",
         "Join a channel (created +nt, with you as operator, when new).",
-        to=(str, ...),
+        to=(Target, ...),
         params=(list[str], Field(default_factory=list, max_length=1, description="[key]")),
     ),
-    _command("PART", "Leave a channel.", to=(str, ...), body=OptionalLines),
+    _command("PART", "Leave a channel.", to=(Target, ...), body=OptionalLines),
     _command("NICK", "Change nick.", params=_params("newnick")),
     _command(
-        "TOPIC", "Read (no body) or set a channel's topic.", to=(str, ...), body=OptionalLines
+        "TOPIC", "Read (no body) or set a channel's topic.", to=(Target, ...), body=OptionalLines
     ),
     _command(
         "MODE",
         "Read or change channel modes (+i +m +n +s +t +k +l +b, +o +v) or your user modes.",
-        to=(str, ...),
+        to=(Target, ...),
         params=(list[str], Field(default_factory=list, description='e.g. ["+o-v", "a", "b"]')),
     ),
     _command(
         "KICK",
         "Remove a member (operators).",
-        to=(str, ...),
+        to=(Target, ...),
         params=_params("nick"),
         body=OptionalLines,
     ),
@@ -208,7 +216,7 @@ COMMAND_MODELS: list[type[BaseModel]] = [
     ),
     _command("QUIT", "End the session and every client of it.", body=OptionalLines),
     _command("PING", "Answered with PONG.", params=_params("token")),
-    _command("NAMES", "A channel's members (353, 366).", to=(str, ...)),
+    _command("NAMES", "A channel's members (353, 366).", to=(Target, ...)),
     _command(
         "LIST",
         "Visible channels (321, 322, 323).",

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from libs import bus, db, errors, rpc
+from libs import bus, db, errors, ops, rpc
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.events import dm_target
 from libs.irc import fold, is_channel
@@ -30,8 +30,6 @@ class History:
     async def fetch(self, request: HistoryRequest) -> HistoryResult:
         if not 1 <= request.limit <= MAX_LIMIT:
             raise errors.validation(f"limit must be between 1 and {MAX_LIMIT}")
-        if request.before is not None and request.after is not None:
-            raise errors.validation("give before or after, not both")
         if is_channel(request.target):
             key = fold(request.target)
             if await store.channel_name(self.pool, key) is None:
@@ -56,6 +54,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(pool.close)
         nc = await bus.connect(settings.nats(), "chinwag-history")
         stack.push_async_callback(nc.drain)
+        await stack.enter_async_context(ops.probe_server(settings, pool, nc))
         subjects = Subjects(settings.subject_prefix, settings.partitions)
         history = History(pool, settings.max_history)
         service = await rpc.serve(

@@ -42,8 +42,9 @@ async def page(
 ) -> tuple[list[Item], bool]:
     """Up to ``limit`` items oldest first, and whether more lie beyond in that direction.
 
-    Only the newest ``keep`` items of a target are history; older ones are
-    being trimmed.
+    With ``after`` the page starts just after it (and ends before ``before``
+    when both are given); with only ``before`` it ends just before it. Only the
+    newest ``keep`` items of a target are history; older ones are being trimmed.
     """
     oldest = await pool.fetchval(
         "SELECT last_pos - $2 FROM delivery.targets WHERE target = $1", target, keep
@@ -52,10 +53,11 @@ async def page(
     if after is not None:
         rows = await pool.fetch(
             f"""SELECT {ITEM_COLUMNS} FROM delivery.messages m
-                WHERE m.target = $1 AND m.pos > $2 ORDER BY m.pos LIMIT $3""",
+                WHERE m.target = $1 AND m.pos > $2 AND m.pos < $4 ORDER BY m.pos LIMIT $3""",
             target,
             max(after, floor),
             limit + 1,
+            before if before is not None else 2**62,
         )
         return [item_from_row(r) for r in rows[:limit]], len(rows) > limit
     rows = await pool.fetch(

@@ -84,6 +84,13 @@ async def test_history_pages_back_and_forth_without_gaps_or_repeats(system: Syst
         params["after"] = page["messages"][-1]["pos"]
     assert forwards == sent
 
+    between = (
+        await bob.http.get(
+            "/api/v1/history", params={"target": "#hist", "after": 10, "before": 20, "limit": 5}
+        )
+    ).json()
+    assert [i["pos"] for i in between["messages"]] == [11, 12, 13, 14, 15]
+    assert between["has_more"] is True
     dm_page = (await bob.http.get("/api/v1/history", params={"target": "alice"})).json()
     assert dm_page == {"messages": [], "has_more": False}
     await alice.close()
