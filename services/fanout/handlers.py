@@ -10,7 +10,7 @@ is removed (the leaver sees it, as its last item of the channel).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -78,117 +78,92 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
     """The item an event puts in queues and history, or None when it delivers nothing."""
     match event:
         case MessagePosted():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command=event.command,
-                sender=event.sender,
+            return _item(
+                event,
+                event.command,
+                event.sender,
+                event.to,
+                event.params,
+                event.body,
                 sender_id=event.sender_id,
-                to_name=event.to,
-                params=event.params,
-                body=event.body,
                 meta=event.meta,
-                created_at=event.ts,
                 channel=event.channel,
                 sessions=() if event.peer_id is None else (event.sender_id, event.peer_id),
             )
         case MemberJoined():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="JOIN",
-                sender=event.nick,
+            return _item(
+                event,
+                "JOIN",
+                event.nick,
+                event.name,
                 sender_id=event.session_id,
-                to_name=event.name,
-                params=[],
-                body=[],
-                meta={},
-                created_at=event.ts,
                 channel=event.channel,
             )
         case MemberParted(silent=True):
             return None
         case MemberParted(kicked_by=None):
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="PART",
-                sender=event.nick,
-                sender_id=event.session_id,
-                to_name=event.name,
-                params=[],
+            return _item(
+                event,
+                "PART",
+                event.nick,
+                event.name,
                 body=event.reason,
-                meta={},
-                created_at=event.ts,
+                sender_id=event.session_id,
                 channel=event.channel,
             )
         case MemberParted(kicked_by=str(kicker)):
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="KICK",
-                sender=kicker,
-                sender_id=None,
-                to_name=event.name,
-                params=[event.nick],
-                body=event.reason,
-                meta={},
-                created_at=event.ts,
+            return _item(
+                event,
+                "KICK",
+                kicker,
+                event.name,
+                [event.nick],
+                event.reason,
                 channel=event.channel,
             )
         case TopicChanged():
-            return _item(
-                event, "TOPIC", event.by, event.name, [], [event.topic] if event.topic else []
-            )
+            body = [event.topic] if event.topic else []
+            return _item(event, "TOPIC", event.by, event.name, body=body, channel=event.channel)
         case ModeChanged():
-            return _item(event, "MODE", event.by, event.name, event.params, [])
+            return _item(event, "MODE", event.by, event.name, event.params, channel=event.channel)
         case Invited():
-            return replace(
-                _item(event, "INVITE", event.by, event.invitee, [event.invitee, event.name], []),
-                channel=None,
+            return _item(
+                event,
+                "INVITE",
+                event.by,
+                event.invitee,
+                [event.invitee, event.name],
                 sessions=(event.invitee_id,),
             )
         case NickChanged():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="NICK",
-                sender=event.old,
+            return _item(
+                event,
+                "NICK",
+                event.old,
+                event.new,
+                [event.new],
                 sender_id=event.session_id,
-                to_name=event.new,
-                params=[event.new],
-                body=[],
-                meta={},
-                created_at=event.ts,
                 sessions=(event.session_id,),
                 channels=tuple(event.channels),
             )
         case AwayChanged():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="AWAY",
-                sender=event.nick,
-                sender_id=event.session_id,
-                to_name=event.nick,
-                params=[],
+            return _item(
+                event,
+                "AWAY",
+                event.nick,
+                event.nick,
                 body=[event.message] if event.message else [],
-                meta={},
-                created_at=event.ts,
+                sender_id=event.session_id,
                 sessions=(event.session_id,),
             )
         case SessionQuit():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="QUIT",
-                sender=event.nick,
-                sender_id=event.session_id,
-                to_name=event.nick,
-                params=[],
+            return _item(
+                event,
+                "QUIT",
+                event.nick,
+                event.nick,
                 body=event.reason,
-                meta={},
-                created_at=event.ts,
+                sender_id=event.session_id,
                 channels=tuple(event.channels),
             )
         case SessionCreated():
@@ -197,26 +172,33 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
 
 
 def _item(
-    event: TopicChanged | ModeChanged | Invited,
+    event: AnyEvent,
     command: str,
     sender: str,
     to_name: str,
-    params: list[str],
-    body: list[str],
+    params: list[str] | None = None,
+    body: Any = None,
+    *,
+    sender_id: uuid.UUID | None = None,
+    meta: dict[str, Any] | None = None,
+    channel: str | None = None,
+    sessions: tuple[uuid.UUID, ...] = (),
+    channels: tuple[str, ...] = (),
 ) -> StoredItem:
-    """An item of a channel event, delivered to the channel's members."""
     return StoredItem(
         event_id=event.event_id,
         target=event.target,
         command=command,
         sender=sender,
-        sender_id=None,
+        sender_id=sender_id,
         to_name=to_name,
-        params=params,
-        body=body,
-        meta={},
+        params=params or [],
+        body=body if body is not None else [],
+        meta=meta or {},
         created_at=event.ts,
-        channel=event.channel,
+        channel=channel,
+        sessions=sessions,
+        channels=channels,
     )
 
 
