@@ -23,6 +23,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from prometheus_client import Counter
 
 from libs.events import AnyEvent, encode_event
 from libs.settings import Settings
@@ -31,6 +32,18 @@ from libs.subjects import Subjects
 log = structlog.get_logger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+
+CONSUMED = Counter(
+    "chinwag_consumer_events_consumed_total", "Events fetched from the stream", ["partition"]
+)
+STALE = Counter(
+    "chinwag_consumer_events_stale_total",
+    "Events fetched at or below the committed position (redelivered), acked without effect",
+    ["partition"],
+)
+BATCH_FAILURES = Counter(
+    "chinwag_consumer_batch_failures_total", "Batches that failed and were retried", ["partition"]
+)
 
 
 async def connect(url: str, name: str) -> NATS:
@@ -153,6 +166,7 @@ class PartitionConsumer:
     retry_delay: float = 0.2
 
     async def run(self, stop: asyncio.Event) -> None:
+        label = str(self.partition)
         attempts = 0
         size = self.batch
         while not stop.is_set():
@@ -173,6 +187,8 @@ class PartitionConsumer:
                         for m in msgs
                         if m.metadata.sequence.stream > position
                     ]
+                    CONSUMED.labels(label).inc(len(msgs))
+                    STALE.labels(label).inc(len(msgs) - len(fresh))
                     after_ack: AfterAck | None = None
                     if fresh:
                         try:
@@ -182,6 +198,7 @@ class PartitionConsumer:
                             break  # re-create the consumer at the stored position
                         except Exception as error:  # noqa: BLE001 - retried, then parked
                             attempts += 1
+                            BATCH_FAILURES.labels(label).inc()
                             log.warning(
                                 "batch failed",
                                 partition=self.partition,

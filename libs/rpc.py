@@ -7,6 +7,7 @@ gateway as the same ``ChatError``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
+from prometheus_client import Counter, Histogram
 
 from libs import errors
 from libs.errors import ChatError, ErrorBody
@@ -28,6 +30,18 @@ R = TypeVar("R")
 
 
 _NULL = msgspec.Raw(b"null")
+
+REQUESTS = Counter(
+    "chinwag_rpc_requests_total",
+    "Internal requests answered, by service, endpoint and outcome (ok, refused, error)",
+    ["service", "endpoint", "outcome"],
+)
+SECONDS = Histogram(
+    "chinwag_rpc_request_duration_seconds",
+    "Time to answer an internal request",
+    ["service", "endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 class Reply(msgspec.Struct):
@@ -58,15 +72,19 @@ async def serve(
         await service.add_endpoint(
             name=endpoint,
             subject=f"{subject_prefix}.{endpoint}",
-            handler=_wrap(request_type, handler),
+            handler=_wrap(request_type, handler, name, endpoint),
         )
     return service
 
 
-def _wrap(request_type: type[Any], handler: Handler) -> Callable[[Request], Awaitable[None]]:
+def _wrap(
+    request_type: type[Any], handler: Handler, service: str, name: str
+) -> Callable[[Request], Awaitable[None]]:
     decoder = msgspec.json.Decoder(request_type)
+    timer = SECONDS.labels(service, name)
 
     async def endpoint(request: Request) -> None:
+        started = time.perf_counter()
         try:
             payload = decoder.decode(request.data)
             result = await handler(payload)
@@ -79,8 +97,16 @@ def _wrap(request_type: type[Any], handler: Handler) -> Callable[[Request], Awai
             log.exception("endpoint failed", subject=request.subject)
             reply = Reply(error=errors.unavailable(f"internal error: {type(error).__name__}").body)
         await request.respond(_encoder.encode(reply))
+        timer.observe(time.perf_counter() - started)
+        REQUESTS.labels(service, name, _outcome(reply)).inc()
 
     return endpoint
+
+
+def _outcome(reply: Reply) -> str:
+    if reply.error is None:
+        return "ok"
+    return "refused" if reply.error.status < 500 else "error"
 
 
 async def call(

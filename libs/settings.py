@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     )
     http_host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="Port the gateway listens on.")
+    ops_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's /livez, /readyz and /metrics (on http_host); 0 = none.",
+    )
     server_name: str = Field(default="chinwag.local", description="This server's name.")
     motd: str = Field(default="Welcome to chinwag.", description="Message of the day.")
     max_history: int = Field(default=10_000, ge=1, description="Messages kept per target.")

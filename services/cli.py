@@ -29,6 +29,10 @@ ServiceMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        from services.doctor import main as doctor
+
+        return doctor(args.json, args.timeout)  # reports invalid settings as a failed check
     try:
         settings = load_settings()
     except ValidationError as error:
@@ -80,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     for name in SERVICES:
         commands.add_parser(name, help=f"run the {name} service until SIGINT/SIGTERM")
     commands.add_parser("migrate", help="apply pending database migrations")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check configuration, PostgreSQL, NATS and the stream; say how to fix problems",
+        description="Exit status 1 when any check fails.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds any one network call may take"
+    )
     return parser
 
 

@@ -47,13 +47,16 @@ class ServiceSpec:
     label: str
     env: dict[str, str] = field(default_factory=dict)
     port: int | None = None
+    ops_port: int | None = None  # a worker's probes and metrics
 
 
 def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> list[ServiceSpec]:
     """The processes to start: ``scale`` gives instances per service (default 1, 0 skips it).
 
     Several gateways listen on consecutive ports from ``port``; several fanout
-    workers split the partitions between them.
+    workers split the partitions between them. Each worker serves its probes
+    and metrics on a port of its own: consecutive from ``ops_port`` when it is
+    set, else a free one.
     """
     counts = dict.fromkeys(SERVICES, 1)
     for name, count in (scale or {}).items():
@@ -67,6 +70,7 @@ def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> 
             f"{counts['fanout']} fanout workers but only {settings.partitions} partitions"
         )
     specs = []
+    next_ops_port = settings.ops_port
     for name in SERVICES:
         count = counts[name]
         for i in range(count):
@@ -79,7 +83,14 @@ def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> 
             if name == "fanout" and count > 1:
                 owned = range(i, settings.partitions, count)
                 env["CHINWAG_FANOUT_PARTITIONS"] = ",".join(map(str, owned))
-            specs.append(ServiceSpec(name, label, env, spec_port))
+            ops_port = None
+            if name != "gateway":
+                if settings.ops_port:
+                    ops_port, next_ops_port = next_ops_port, next_ops_port + 1
+                else:
+                    ops_port = free_port()
+                env["CHINWAG_OPS_PORT"] = str(ops_port)
+            specs.append(ServiceSpec(name, label, env, spec_port, ops_port))
     return specs
 
 
@@ -196,6 +207,11 @@ async def _up(
         try:
             for spec in specs:
                 children.append(await _spawn(spec, {**env, **spec.env}, out))
+                if spec.ops_port:
+                    host = _client_host(settings.http_host)
+                    out.say(
+                        f"{spec.label} probes and metrics: http://{host}:{spec.ops_port}/metrics"
+                    )
             return await _supervise(settings, children, stop, out)
         finally:
             await _terminate(children, hurry, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from typing import Any
@@ -12,14 +13,14 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 
-from libs import bus, db
+from libs import bus, db, ops
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict
 from libs.db import Conn
 from libs.events import AnyEvent, decode_event
 from libs.items import WAKE_CHUNK, Wake
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.fanout import store
+from services.fanout import metrics, store
 from services.fanout.handlers import segments
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,8 @@ class DeliveryProjection:
 
     async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
         woken: dict[str, int] = {}
+        queue_rows = 0
+        started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             if await store.lock_position(conn, self.stream, partition) != after:
                 raise PositionConflict(partition)
@@ -54,9 +57,20 @@ class DeliveryProjection:
             fresh = [e for e in events if e.event_id not in done]
             for segment in segments(fresh):
                 await store.apply_changes(conn, segment.before)
-                woken.update(await store.write_items(conn, segment.items))
+                last_seqs, written = await store.write_items(conn, segment.items)
+                woken.update(last_seqs)
+                queue_rows += written
                 await store.apply_changes(conn, segment.after)
             await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
+        metrics.record_batch(
+            partition,
+            size=len(batch),
+            processed=len(fresh),
+            redelivered=len(events) - len(fresh),
+            parked=len(batch) - len(events),
+            queue_rows=queue_rows,
+            seconds=time.perf_counter() - started,
+        )
 
         async def wake() -> None:
             await self.publish_wakes(woken)
@@ -65,6 +79,7 @@ class DeliveryProjection:
 
     async def park(self, partition: int, delivery: Delivery, error: str) -> None:
         log.error("event parked as poison", seq=delivery.stream_seq, error=error)
+        metrics.PARKED.labels(str(partition)).inc()
         await store.park(
             self.pool,
             self.stream,
@@ -120,6 +135,7 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
         await bus.ensure_stream(js, settings)
+        await stack.enter_async_context(ops.probe_server(settings, pool, nc))
         subjects = Subjects(settings.subject_prefix, settings.partitions)
         projection = DeliveryProjection(pool, nc, settings)
         consumers = [
@@ -141,4 +157,7 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
             for consumer in consumers:
                 tasks.create_task(consumer.run(stop))
             tasks.create_task(_trim_loop(pool, stop, trim_interval, settings.max_history))
+            tasks.create_task(
+                metrics.watch_lag(js, settings.stream_name, settings.owned_partitions, stop)
+            )
         log.info("fanout stopped")

@@ -14,6 +14,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 log = structlog.get_logger(__name__)
 
+LAG_INTERVAL = 5.0  # seconds between consumer lag refreshes
+
 PROCESSED = Counter(
     "chinwag_fanout_events_processed_total", "Events projected for the first time", ["partition"]
 )
@@ -57,13 +59,14 @@ async def watch_lag(
     stream: str,
     partitions: Sequence[int],
     stop: asyncio.Event,
-    interval: float = 5.0,
+    interval: float | None = None,
 ) -> None:
     """Refresh the consumer lag gauges from JetStream every ``interval`` seconds."""
+    interval = LAG_INTERVAL if interval is None else interval
     while not stop.is_set():
         for partition in partitions:
             try:
-                info = await js.consumer_info(stream, f"fanout-{partition}", timeout=interval)
+                info = await js.consumer_info(stream, f"fanout-{partition}", timeout=2.0)
             except nats.js.errors.NotFoundError:
                 continue  # being re-created at the committed position
             except (nats.errors.Error, OSError, TimeoutError) as error:
@@ -73,3 +76,25 @@ async def watch_lag(
             ACK_PENDING.labels(str(partition)).set(info.num_ack_pending or 0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def record_batch(
+    partition: int,
+    *,
+    size: int,
+    processed: int,
+    redelivered: int,
+    parked: int,
+    queue_rows: int,
+    seconds: float,
+) -> None:
+    """Count one committed batch."""
+    label = str(partition)
+    BATCH_SIZE.observe(size)
+    TRANSACTION_SECONDS.observe(seconds)
+    PROCESSED.labels(label).inc(processed)
+    if redelivered:
+        REDELIVERED.labels(label).inc(redelivered)
+    if parked:
+        PARKED.labels(label).inc(parked)
+    QUEUE_ROWS.labels(label).inc(queue_rows)

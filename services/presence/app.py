@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 from nats.js import JetStreamContext
 
-from libs import bus, db, errors, rpc
+from libs import bus, db, errors, ops, rpc
 from libs.contracts import (
     PRESENCE,
     Ban,
@@ -389,6 +389,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(pool.close)
         nc = await bus.connect(settings.nats(), "chinwag-presence")
         stack.push_async_callback(nc.drain)
+        await stack.enter_async_context(ops.probe_server(settings, pool, nc))
         js = nc.jetstream()
         await bus.ensure_stream(js, settings)
         subjects = Subjects(settings.subject_prefix, settings.partitions)
