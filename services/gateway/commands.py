@@ -166,6 +166,9 @@ class Commands:
             "LUSERS": self._lusers,
         }
 
+    def knows(self, command: str) -> bool:
+        return command in self._handlers
+
     async def execute(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
         handler = self._handlers.get(cmd.command)
         if handler is None:
