@@ -24,6 +24,10 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+## bench: the benchmark scenarios on a fresh embedded system (a few minutes); BENCH_ARGS=--quick
+bench: $(STAMP)
+	$(BIN)/chinwag bench $(BENCH_ARGS)
+
 ## lint: ruff and mypy --strict
 lint: $(STAMP)
 	$(BIN)/ruff check .

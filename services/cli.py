@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.doctor import main as doctor
 
         return doctor(args.json, args.timeout)  # reports invalid settings as a failed check
+    if args.command == "chat":
+        from services.chat.main import main as chat
+
+        return chat(args)  # a client of the public API: no server settings needed
     try:
         settings = load_settings()
     except ValidationError as error:
@@ -42,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return _up(settings, args.data_dir, args.port, args.scale)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "bench":
+        return _bench(settings, args)
     return _serve(args.command, settings)
 
 
@@ -92,6 +98,26 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument(
         "--timeout", type=float, default=3.0, help="seconds any one network call may take"
+    )
+    from services.bench.options import add_arguments as bench_arguments
+
+    bench_arguments(
+        commands.add_parser(
+            "bench",
+            help="measure latency, throughput and capacity against the components' ceilings",
+            description="Start chinwag as `up` does (or use the configured URLs), run the "
+            "benchmark scenarios, print a table and write JSON.",
+        )
+    )
+    from services.chat.main import add_arguments as chat_arguments
+
+    chat_arguments(
+        commands.add_parser(
+            "chat",
+            help="the terminal client: a full-screen chat over the HTTP API",
+            description="Channels and private buffers, slash commands (/help), history "
+            "on PageUp; a restart resumes the same queue from the last seen seq.",
+        )
     )
     return parser
 
@@ -144,6 +170,13 @@ def _up(settings: Settings, data_dir: Path | None, port: int | None, scale: list
         )
     )
     return code or 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from services.bench.runner import bench
+
+    configure_logging(settings, least=logging.WARNING)
+    return _run(bench(settings, args)) or 0
 
 
 def _migrate(settings: Settings) -> int:

@@ -1,0 +1,223 @@
+"""The load generator's HTTP client: aiohttp, msgspec decoding, one connection per request.
+
+httpx's pool tops out near 550 requests/s here (REFERENCE.md); aiohttp's client
+with an unlimited connector keeps up with the server instead of measuring itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgspec
+
+WAITING_METRIC = "chinwag_gateway_longpolls_waiting"
+# Below uvicorn's 5 s keep-alive timeout, so that a request never goes out on a
+# connection the server is closing at that moment.
+KEEPALIVE = 3.0
+POLL_ATTEMPTS = 3  # a poll is safe to repeat: the same cursor gets the same items
+NO_GAUGE_PAUSE = 2.0  # seconds given to park long-polls when the gateway does not count them
+
+
+class BenchError(Exception):
+    """The system under test answered something a benchmark cannot go on from."""
+
+
+class Item(msgspec.Struct):
+    """The fields of a queue item the checks need; the rest is skipped unparsed."""
+
+    seq: int
+    id: str
+    command: str
+    meta: dict[str, Any] = {}
+
+
+class Page(msgspec.Struct):
+    messages: list[Item]
+    last_seq: int
+
+
+class _Created(msgspec.Struct):
+    session_id: str
+    client_id: str
+    nick: str
+    token: str
+
+
+class _Answer(msgspec.Struct):
+    id: str
+
+
+_page = msgspec.json.Decoder(Page)
+_created = msgspec.json.Decoder(_Created)
+_answer = msgspec.json.Decoder(_Answer)
+_encode = msgspec.json.Encoder().encode
+_JSON = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Member:
+    """One client of one session, and the last seq the benchmark has seen in its queue."""
+
+    nick: str
+    token: str
+    session_id: str
+    client_id: str
+    seen: int = 0
+    headers: dict[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A command the gateway accepted (2xx), and when its answer arrived."""
+
+    id: str
+    answered_at: float
+
+
+class Rejected(BenchError):
+    """A command answered 429: the caller may retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Api:
+    """The public HTTP API of one gateway, spoken by many members over one aiohttp session."""
+
+    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.poll_retries = 0  # polls repeated after a dropped connection
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, base_url: str, read_timeout: float = 90.0) -> AsyncIterator[Api]:
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            yield cls(base_url, http)
+
+    async def ready(self) -> bool:
+        """Whether the gateway answers ``/readyz`` with 200."""
+        try:
+            async with self.http.get(f"{self.base_url}/readyz") as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+
+    async def wait_ready(self, deadline: float = 60.0) -> None:
+        end = time.monotonic() + deadline
+        while not await self.ready():
+            if time.monotonic() > end:
+                raise BenchError(f"the gateway at {self.base_url} was not ready in {deadline} s")
+            await asyncio.sleep(0.1)
+
+    async def create_session(self, nick: str) -> Member:
+        body = _encode({"nick": nick})
+        async with self.http.post(
+            f"{self.base_url}/api/v1/session", data=body, headers=_JSON
+        ) as response:
+            data = await response.read()
+            if response.status != 201:
+                raise BenchError(f"POST /session {nick}: {response.status} {data[:300]!r}")
+        created = _created.decode(data)
+        return Member(created.nick, created.token, created.session_id, created.client_id)
+
+    async def command(
+        self,
+        member: Member,
+        command: str,
+        to: str | None = None,
+        body: list[str] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Sent:
+        """Post one command; raises ``Rejected`` on 429 and ``BenchError`` on any other refusal."""
+        payload: dict[str, Any] = {"command": command}
+        if to is not None:
+            payload["to"] = to
+        if body is not None:
+            payload["body"] = body
+        if meta is not None:
+            payload["meta"] = meta
+        async with self.http.post(
+            f"{self.base_url}/api/v1/messages",
+            data=_encode(payload),
+            headers={**member.headers, **_JSON},
+        ) as response:
+            data = await response.read()
+            status = response.status
+            retry_after = response.headers.get("Retry-After")
+        answered = time.monotonic()
+        if status == 429:
+            raise Rejected(float(retry_after) if retry_after else 0.1)
+        if status != 200:
+            raise BenchError(f"{command} {to or ''} by {member.nick}: {status} {data[:300]!r}")
+        return Sent(_answer.decode(data).id, answered)
+
+    async def poll(self, member: Member, after: int, timeout: float, limit: int = 1000) -> Page:
+        """One long-poll of ``member``'s queue, repeated if its connection drops."""
+        for attempt in range(1, POLL_ATTEMPTS + 1):
+            try:
+                async with self.http.get(
+                    f"{self.base_url}/api/v1/messages",
+                    params={"after": after, "timeout": f"{timeout:g}", "limit": limit},
+                    headers=member.headers,
+                ) as response:
+                    data = await response.read()
+                    if response.status != 200:
+                        raise BenchError(f"poll by {member.nick}: {response.status} {data[:300]!r}")
+                return _page.decode(data)
+            except aiohttp.ClientConnectionError as error:
+                if attempt == POLL_ATTEMPTS:
+                    raise BenchError(f"poll by {member.nick}: {error!r}") from error
+                self.poll_retries += 1
+        raise AssertionError("unreachable")
+
+    async def waiting(self) -> int | None:
+        """Long-polls the gateway holds, from its metrics; None when it does not say."""
+        try:
+            async with self.http.get(f"{self.base_url}/metrics/") as response:
+                text = await response.text()
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+        for line in text.splitlines():
+            if line.startswith(WAITING_METRIC + " ") or line.startswith(WAITING_METRIC + "{"):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return None
+
+    async def wait_waiting(self, at_least: int, deadline: float) -> float:
+        """Wait until the gateway holds ``at_least`` long-polls; the seconds it took."""
+        start = time.monotonic()
+        while True:
+            held = await self.waiting()
+            if held is None:
+                raise BenchError(f"the gateway's /metrics has no {WAITING_METRIC} gauge")
+            if held >= at_least:
+                return time.monotonic() - start
+            if time.monotonic() - start > deadline:
+                raise BenchError(
+                    f"the gateway holds {held} long-polls, not {at_least}, after {deadline} s"
+                )
+            await asyncio.sleep(0.05)
+
+    async def settle(self, base: int | None, count: int, deadline: float) -> float:
+        """Wait until ``count`` more long-polls than ``base`` are parked; the seconds it took.
+
+        ``base`` is the gauge before the polls were opened; None means the
+        gateway does not report it, and a pause stands in for the wait.
+        """
+        if base is None:
+            await asyncio.sleep(NO_GAUGE_PAUSE)
+            return NO_GAUGE_PAUSE
+        return await self.wait_waiting(base + count, deadline)

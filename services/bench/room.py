@@ -1,0 +1,172 @@
+"""The room of the latency and throughput scenarios: members, senders and receivers.
+
+Members are made through the API (``POST /session``, then ``JOIN``), so the
+room is exactly what users would have built. Every member long-polls and
+checks what it gets; the first ``senders`` of them also send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+
+from services.bench.checks import END, Receiver, mark
+from services.bench.client import Api, BenchError, Member, Rejected
+
+T = TypeVar("T")
+
+_ROWS = """SELECT coalesce(sum(last_seq), 0)::bigint FROM delivery.client_seq
+           WHERE client_id = ANY($1::uuid[])"""
+
+
+async def bounded(limit: int, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run ``calls`` with at most ``limit`` at a time; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+@dataclass
+class Room:
+    """A channel and its members, all made through the API."""
+
+    api: Api
+    channel: str
+    members: list[Member]
+    senders: list[Member]
+    rejected: int = 0  # sends answered 429 and retried (the benchmark lifts the limit)
+
+    @classmethod
+    async def open(cls, api: Api, run: str, size: int, senders: int) -> Room:
+        channel = f"#bench-{run}"
+
+        def create(i: int) -> Callable[[], Awaitable[Member]]:
+            return lambda: api.create_session(f"r{run}x{i}")
+
+        members = await bounded(16, [create(i) for i in range(size)])
+        await api.command(members[0], "JOIN", to=channel)  # creates the channel
+
+        def join(member: Member) -> Callable[[], Awaitable[Any]]:
+            return lambda: api.command(member, "JOIN", to=channel)
+
+        await bounded(8, [join(m) for m in members[1:]])
+        return cls(api, channel, members, members[:senders])
+
+    def receivers(self, run: str) -> list[Receiver]:
+        return [Receiver(m.nick, run, m.seen) for m in self.members]
+
+    async def send(self, sender: int, n: int, intended: float, run: str) -> str:
+        """Member ``sender``'s PRIVMSG number ``n``; retried after a 429 (not accepted then)."""
+        member = self.members[sender]
+        while True:
+            try:
+                sent = await self.api.command(
+                    member,
+                    "PRIVMSG",
+                    to=self.channel,
+                    body=[f"{sender}:{n}"],
+                    meta=mark(run, sender, n, intended),
+                )
+            except Rejected as rejected:
+                self.rejected += 1
+                await asyncio.sleep(min(rejected.retry_after, 0.05))
+                continue
+            return sent.id
+
+    async def end(self, run: str) -> str:
+        """The end marker: the last message of a scenario, from sender 0."""
+        return await self.send(0, END, time.monotonic(), run)
+
+    async def queued_rows(self, pool: asyncpg.Pool[Any]) -> int:
+        """Queue rows ever written for the members (their last seqs summed)."""
+        return int(await pool.fetchval(_ROWS, [m.client_id for m in self.members]))
+
+
+@dataclass
+class Listening:
+    """Members long-polling into their receivers until each has the end marker."""
+
+    room: Room
+    receivers: list[Receiver]
+    timeout: float
+    polls: int = 0
+    errors: list[str] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        for member, receiver in zip(self.room.members, self.receivers, strict=True):
+            self.tasks.append(asyncio.create_task(self._listen(member, receiver)))
+
+    async def _listen(self, member: Member, receiver: Receiver) -> None:
+        api = self.room.api
+        while not receiver.ended:
+            try:
+                page = await api.poll(member, receiver.seen, self.timeout)
+            except (BenchError, aiohttp.ClientError, OSError, TimeoutError) as error:
+                self.errors.append(f"{member.nick}: {error!r}")
+                return
+            at = time.monotonic()
+            self.polls += 1
+            receiver.accept(page.messages, at)
+            member.seen = receiver.seen
+
+    async def finish(self, deadline: float) -> float:
+        """Wait until every receiver has the end marker (or the deadline); seconds waited."""
+        start = time.monotonic()
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=deadline)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                self.errors.append(
+                    f"{len(pending)} receivers had no end marker after {deadline:g} s"
+                )
+        return time.monotonic() - start
+
+
+@dataclass
+class RowCounter:
+    """Samples the queue rows written for the room, to time when the last one committed."""
+
+    room: Room
+    pool: asyncpg.Pool[Any]
+    every: float = 0.05
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        base = await self.room.queued_rows(self.pool)
+        self.samples.append((time.monotonic(), base))
+        self._task = asyncio.create_task(self._run())
+        return base
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self.samples.append((time.monotonic(), await self.room.queued_rows(self.pool)))
+
+    async def wait_for(self, total: int, deadline: float) -> float | None:
+        """The monotonic time the count first reached ``total`` (None: not by the deadline)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            for at, count in self.samples:
+                if count >= total:
+                    return at
+            await asyncio.sleep(self.every)
+        return None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
