@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -18,8 +19,9 @@ import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
@@ -65,6 +67,15 @@ from services.gateway.store import Caller
 log = structlog.get_logger(__name__)
 
 COOKIE = "chinwag_token"
+WEB_DIR = Path(__file__).parent / "web"
+# The web client loads nothing but its own files and talks to nothing but this server.
+WEB_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 IDEMPOTENCY_LEASE = 10.0  # seconds an unanswered claim blocks a retry with the same key
 
 SENDS = Counter("chinwag_gateway_commands_total", "Commands answered", ["command", "status"])
@@ -160,6 +171,13 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     _install_error_handlers(app)
     _install_routes(app)
     app.mount("/metrics", make_asgi_app())
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def web_client() -> FileResponse:
+        """The web client's page; its scripts and styles are under ``/web``."""
+        return FileResponse(WEB_DIR / "index.html", headers=WEB_HEADERS)
+
     return app
 
 
@@ -384,7 +402,9 @@ def _install_routes(app: FastAPI) -> None:
             meta=body.meta,
         )
         status, payload = await _execute_once(gw, caller, command, key)
-        SENDS.labels(command.command if status < 500 else "-", str(status)).inc()
+        # Only known commands become label values: a client cannot mint metric series.
+        label = command.command if gw.commands.knows(command.command) else "other"
+        SENDS.labels(label, str(status)).inc()
         if status == 200:
             ACCEPTED.labels(command.command).inc()
         if status >= 400:
