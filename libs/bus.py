@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from nats.js.api import (
 )
 from prometheus_client import Counter
 
+from libs import telemetry
 from libs.events import AnyEvent, encode_event
 from libs.settings import Settings
 from libs.subjects import Subjects
@@ -99,7 +100,9 @@ async def publish_raw(
     js: JetStreamContext, subject: str, payload: bytes, msg_id: str, timeout: float = 5.0
 ) -> PubAck:
     """Publish already-encoded bytes with a de-duplication id, awaiting the PubAck."""
-    return await js.publish(subject, payload, timeout=timeout, headers={MSG_ID_HEADER: msg_id})
+    headers = {MSG_ID_HEADER: msg_id}
+    with telemetry.producing(subject, headers, message_id=msg_id, size=len(payload)):
+        return await js.publish(subject, payload, timeout=timeout, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Delivery:
     stream_seq: int
     subject: str
     data: bytes
+    headers: Mapping[str, str] | None = None  # the publisher's, with its trace context
 
 
 AfterAck = Callable[[], Awaitable[None]]
@@ -165,6 +169,9 @@ class PartitionConsumer:
     max_attempts: int = 5
     retry_delay: float = 0.2
 
+    def __post_init__(self) -> None:
+        self.projection = telemetry.traced(self.projection, self.durable)
+
     async def run(self, stop: asyncio.Event) -> None:
         label = str(self.partition)
         attempts = 0
@@ -183,7 +190,7 @@ class PartitionConsumer:
                     if not msgs:
                         continue
                     fresh = [
-                        Delivery(m.metadata.sequence.stream, m.subject, m.data)
+                        Delivery(m.metadata.sequence.stream, m.subject, m.data, m.headers)
                         for m in msgs
                         if m.metadata.sequence.stream > position
                     ]

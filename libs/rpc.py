@@ -7,6 +7,7 @@ gateway as the same ``ChatError``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from prometheus_client import Counter, Histogram
 
-from libs import errors
+from libs import errors, telemetry
 from libs.errors import ChatError, ErrorBody
 
 log = structlog.get_logger(__name__)
@@ -55,48 +56,76 @@ _reply_decoder = msgspec.json.Decoder(Reply)
 Handler = Callable[[Any], Awaitable[Any]]
 
 
+class Server:
+    """A running micro service; ``stop`` finishes and answers the requests it has taken."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.inflight: set[asyncio.Future[None]] = set()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+
+
 async def serve(
     nc: NATS,
     name: str,
     version: str,
     subject_prefix: str,
     endpoints: dict[str, tuple[type[Any], Handler]],
-) -> Service:
+) -> Server:
     """Start a micro service whose endpoints decode a request struct and run a handler.
 
     Endpoint ``x`` listens on ``<subject_prefix>.x`` in the service's queue
     group, so replicas share the load.
     """
-    service = await add_service(nc, name=name, version=version, queue_group=name)
+    server = Server(await add_service(nc, name=name, version=version, queue_group=name))
     for endpoint, (request_type, handler) in endpoints.items():
-        await service.add_endpoint(
+        await server.service.add_endpoint(
             name=endpoint,
             subject=f"{subject_prefix}.{endpoint}",
-            handler=_wrap(request_type, handler, name, endpoint),
+            handler=_wrap(request_type, handler, name, endpoint, server.inflight),
         )
-    return service
+    return server
 
 
 def _wrap(
-    request_type: type[Any], handler: Handler, service: str, name: str
+    request_type: type[Any],
+    handler: Handler,
+    service: str,
+    name: str,
+    inflight: set[asyncio.Future[None]],
 ) -> Callable[[Request], Awaitable[None]]:
     decoder = msgspec.json.Decoder(request_type)
     timer = SECONDS.labels(service, name)
 
     async def endpoint(request: Request) -> None:
+        # Shielded: stopping the service cancels its subscriptions' tasks, but a request
+        # already taken is finished and answered (``Server.stop`` waits for it).
+        task = asyncio.ensure_future(answer(request))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+        await asyncio.shield(task)
+
+    async def answer(request: Request) -> None:
         started = time.perf_counter()
-        try:
-            payload = decoder.decode(request.data)
-            result = await handler(payload)
-            reply = Reply(result=msgspec.Raw(_encoder.encode(result)))
-        except msgspec.ValidationError as error:
-            reply = Reply(error=errors.validation(str(error)).body)
-        except ChatError as error:
-            reply = Reply(error=error.body)
-        except Exception as error:
-            log.exception("endpoint failed", subject=request.subject)
-            reply = Reply(error=errors.unavailable(f"internal error: {type(error).__name__}").body)
-        await request.respond(_encoder.encode(reply))
+        with telemetry.consuming(request.subject, request.headers, group=service):
+            try:
+                payload = decoder.decode(request.data)
+                result = await handler(payload)
+                reply = Reply(result=msgspec.Raw(_encoder.encode(result)))
+            except msgspec.ValidationError as error:
+                reply = Reply(error=errors.validation(str(error)).body)
+            except ChatError as error:
+                reply = Reply(error=error.body)
+            except Exception as error:
+                log.exception("endpoint failed", subject=request.subject)
+                reply = Reply(
+                    error=errors.unavailable(f"internal error: {type(error).__name__}").body
+                )
+            await request.respond(_encoder.encode(reply))
         timer.observe(time.perf_counter() - started)
         REQUESTS.labels(service, name, _outcome(reply)).inc()
 
@@ -113,8 +142,12 @@ async def call(
     nc: NATS, subject: str, request: Any, result_type: type[R], timeout: float = 5.0
 ) -> R:
     """Send a request and decode its result; a refusal is raised as ``ChatError``."""
+    headers: dict[str, str] = {}
     try:
-        msg = await nc.request(subject, _encoder.encode(request), timeout=timeout)
+        with telemetry.producing(subject, headers, operation="send"):
+            msg = await nc.request(
+                subject, _encoder.encode(request), timeout=timeout, headers=headers or None
+            )
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as error:
         raise errors.unavailable(f"{subject}: no answer ({type(error).__name__})") from error
     reply = _reply_decoder.decode(msg.data)

@@ -13,7 +13,7 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 
-from libs import bus, db, ops
+from libs import bus, db, ops, telemetry
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict
 from libs.db import Conn
 from libs.events import AnyEvent, decode_event
@@ -94,7 +94,7 @@ class DeliveryProjection:
         pairs = list(woken.items())
         for start in range(0, len(pairs), WAKE_CHUNK):
             chunk = Wake(clients=pairs[start : start + WAKE_CHUNK])
-            await self.nc.publish(self.wake_subject, _wake_encoder.encode(chunk))
+            await telemetry.publish(self.nc, self.wake_subject, _wake_encoder.encode(chunk))
 
 
 async def _park_in(conn: Conn, stream: str, delivery: Delivery, error: str) -> None:

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from libs import bus, db, errors, ops, rpc
+from libs import bus, db, errors, ops, rpc, telemetry
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.errors import ChatError
 from libs.events import SessionCreated, new_event_id, utcnow
@@ -168,6 +168,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, limit=settings.max_message_bytes)
     app.add_middleware(ops.HttpMetrics)
+    telemetry.instrument_app(app)
     _install_error_handlers(app)
     _install_routes(app)
     app.mount("/metrics", make_asgi_app())
@@ -195,7 +196,8 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         hub = WaiterHub()
 
         async def on_wake(msg: Any) -> None:
-            hub.on_wake_message(msg.data)
+            with telemetry.consuming(msg.subject, msg.headers):
+                hub.on_wake_message(msg.data)
 
         await nc.subscribe(subjects.wake, cb=on_wake)
         gateway = Gateway(
@@ -427,7 +429,8 @@ def _install_routes(app: FastAPI) -> None:
                 await store.acknowledge(gw.pool, caller.client_id, after)
             rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
             if not rows and timeout > 0 and await waiter.wait(timeout):
-                rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
+                with telemetry.resumed("long-poll answer", waiter.woken_by):
+                    rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
                 if waiter.woken_at is not None:
                     WAKE_TO_RESPONSE.observe(time.perf_counter() - waiter.woken_at)
         finally:
@@ -538,12 +541,7 @@ def _install_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(gw: GatewayDep) -> JSONResponse:
-        checks = {"postgres": False, "nats": gw.nc.is_connected, "stream": False}
-        with contextlib.suppress(Exception):
-            checks["postgres"] = await gw.pool.fetchval("SELECT true") is True
-        with contextlib.suppress(Exception):
-            await gw.js.stream_info(gw.settings.stream_name)
-            checks["stream"] = True
+        checks = await ops.readiness(gw.pool, gw.nc, gw.settings.stream_name)
         ready = all(checks.values())
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", "checks": checks},

@@ -13,6 +13,7 @@ from collections import defaultdict
 import msgspec
 import structlog
 
+from libs import telemetry
 from libs.items import Wake
 
 log = structlog.get_logger(__name__)
@@ -26,6 +27,7 @@ class Waiter:
         self.after = after
         self.event = asyncio.Event()
         self.woken_at: float | None = None  # perf_counter() of the wake that set the event
+        self.woken_by: telemetry.Context | None = None  # the wake's trace context, when tracing
 
     async def wait(self, timeout: float) -> bool:
         """True when woken, False on timeout."""
@@ -63,6 +65,7 @@ class WaiterHub:
         for waiter in self._waiters.get(client_id, ()):
             if seq > waiter.after and not waiter.event.is_set():
                 waiter.woken_at = time.perf_counter()
+                waiter.woken_by = telemetry.current()
                 waiter.event.set()
 
     def close(self) -> None:
