@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     request_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait on an internal call."
     )
+    shutdown_grace: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a service may take to stop after SIGTERM: it finishes and "
+        "acknowledges what it holds, answers parked long-polls, drains NATS, closes its pool.",
+    )
     log_format: str = Field(
         default="auto", description="'json', 'console' or 'auto' (tty → console)."
     )

@@ -10,20 +10,21 @@ import argparse
 import asyncio
 import importlib
 import logging
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from libs import telemetry
+from libs.lifecycle import run_until_signalled
 from libs.logs import configure as configure_logging
 from libs.settings import Settings
 
 SERVICES = ("gateway", "fanout", "history", "presence")
 
-ServiceMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
+ServiceMain = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,17 +144,13 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int | None:
 
 def _serve(name: str, settings: Settings) -> int:
     configure_logging(settings)
+    stop_tracing = telemetry.setup(f"chinwag-{name}")
     run: ServiceMain = importlib.import_module(f"services.{name}.app").run
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    _run(serve())
-    return 0
+    try:
+        code = _run(run_until_signalled(lambda stop: run(settings, stop), settings.shutdown_grace))
+    finally:
+        stop_tracing()  # flushes the spans still buffered
+    return code or 0
 
 
 def _up(settings: Settings, data_dir: Path | None, port: int | None, scale: list[Any]) -> int:

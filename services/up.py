@@ -31,7 +31,7 @@ from libs.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, f
 from libs.settings import Settings
 
 SERVICES = ("gateway", "fanout", "history", "presence")
-GRACE = 10.0  # seconds a service gets to stop after SIGTERM
+GRACE_MARGIN = 5.0  # seconds past a service's own grace period before it is killed
 READY_TIMEOUT = 60.0  # seconds the gateway gets to answer /livez
 BOOTSTRAP_TIMEOUT = 30.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -214,7 +214,7 @@ async def _up(
                     )
             return await _supervise(settings, children, stop, out)
         finally:
-            await _terminate(children, hurry, out)
+            await _terminate(children, hurry, out, settings.shutdown_grace + GRACE_MARGIN)
 
 
 async def _backends(
@@ -358,7 +358,9 @@ async def _live(host: str, port: int) -> bool:
     return len(parts) >= 2 and parts[1] == b"200"
 
 
-async def _terminate(children: Sequence[_Child], hurry: asyncio.Event, out: _Console) -> None:
+async def _terminate(
+    children: Sequence[_Child], hurry: asyncio.Event, out: _Console, grace: float
+) -> None:
     """SIGTERM every service, SIGKILL those still running after the grace period."""
     running = [c for c in children if c.process.returncode is None]
     for child in running:
@@ -367,7 +369,7 @@ async def _terminate(children: Sequence[_Child], hurry: asyncio.Event, out: _Con
     if running:
         exited = asyncio.ensure_future(asyncio.gather(*(c.process.wait() for c in running)))
         hurried: asyncio.Future[Any] = asyncio.create_task(hurry.wait())
-        await asyncio.wait({exited, hurried}, timeout=GRACE, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({exited, hurried}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
         hurried.cancel()
         for child in running:
             if child.process.returncode is None:

@@ -659,10 +659,21 @@ async def serve(
     port: int,
     stop: asyncio.Event,
     on_stop: Callable[[], None] | None = None,
+    grace: float | None = None,
 ) -> None:
-    """Serve until ``stop`` is set, then call ``on_stop`` and let requests finish."""
+    """Serve until ``stop`` is set, then call ``on_stop`` and let requests finish.
+
+    New connections are refused from then on; requests in flight get ``grace``
+    seconds (default: as long as they take) before their connections close.
+    """
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=None if grace is None else max(1, round(grace)),
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
@@ -684,4 +695,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         if gateway is not None:
             gateway.hub.close()
 
-    await serve(app, settings.http_host, settings.http_port, stop, answer_polls)
+    # Half the grace period for requests in flight, the rest to drain NATS and close the pool.
+    grace = settings.shutdown_grace / 2
+    await serve(app, settings.http_host, settings.http_port, stop, answer_polls, grace)
