@@ -8,7 +8,7 @@ CHINWAG_DATA_DIR  ?= .chinwag
 CHINWAG_HTTP_PORT ?= 8080
 export CHINWAG_DATA_DIR CHINWAG_HTTP_PORT
 
-.PHONY: up test lint fmt bench clean
+.PHONY: up test lint fmt bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## docs: regenerate the README's settings table from libs/settings.py
+docs: $(STAMP)
+	$(BIN)/chinwag config --write README.md
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

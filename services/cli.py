@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.doctor import main as doctor
 
         return doctor(args.json, args.timeout)  # reports invalid settings as a failed check
+    if args.command == "config" and (args.markdown or args.write):
+        return _config_doc(args.write)
     if args.command == "chat":
         from services.chat.main import main as chat
 
@@ -47,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return _up(settings, args.data_dir, args.port, args.scale)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "config":
+        from services.config import effective
+
+        print(effective(settings))
+        return 0
     if args.command == "bench":
         return _bench(settings, args)
     return _serve(args.command, settings)
@@ -91,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
     for name in SERVICES:
         commands.add_parser(name, help=f"run the {name} service until SIGINT/SIGTERM")
     commands.add_parser("migrate", help="apply pending database migrations")
+    config = commands.add_parser(
+        "config",
+        help="print the settings in effect (passwords masked), or the reference of every setting",
+    )
+    config.add_argument(
+        "--markdown", action="store_true", help="print every setting as a Markdown table"
+    )
+    config.add_argument(
+        "--write",
+        type=Path,
+        metavar="README",
+        help="rewrite the settings table between the markers in this file",
+    )
     doctor = commands.add_parser(
         "doctor",
         help="check configuration, PostgreSQL, NATS and the stream; say how to fix problems",
@@ -174,6 +194,16 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings, least=logging.WARNING)
     return _run(bench(settings, args)) or 0
+
+
+def _config_doc(readme: Path | None) -> int:
+    from services.config import markdown, rewrite
+
+    if readme is None:
+        print(markdown())
+    else:
+        print(f"{readme}: " + ("settings table updated" if rewrite(readme) else "up to date"))
+    return 0
 
 
 def _migrate(settings: Settings) -> int:
