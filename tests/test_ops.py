@@ -9,12 +9,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libs import ops
+from libs import bus, db, ops
 from libs.embedded import free_port
 from libs.settings import Settings
 from services.fanout import metrics as fanout_metrics
+from services.gateway import gauges
 from services.up import plan
+from tests import harness
 from tests.harness import ApiClient, System, until
+from tests.infra import Infra
 
 WORKERS = ("fanout", "history", "presence")
 
@@ -52,6 +55,10 @@ async def test_every_service_serves_probes_and_metrics_that_follow_traffic(
 ) -> None:
     monkeypatch.setattr(fanout_metrics, "LAG_INTERVAL", 0.2)
     fanout_metrics.PENDING.clear()
+    monkeypatch.setattr(gauges, "INTERVAL", 0.2)
+    await system.stop("gateway")  # again, counting sessions every 0.2 s
+    system.start("gateway")
+    await system.wait_ready()
     # The workers again, each with its probe server (the fixture's run without one).
     ports = {name: free_port() for name in WORKERS}
     await system.stop("fanout")
@@ -113,6 +120,16 @@ async def test_every_service_serves_probes_and_metrics_that_follow_traffic(
             )
 
         await until(lag_reported, 10, "consumer lag gauges")
+
+        async def counted() -> bool:
+            page = await scrape(http, gateway)
+            return (
+                page.value("chinwag_sessions"),
+                page.value("chinwag_clients"),
+                page.value("chinwag_channels"),
+            ) == (2, 2, 1)
+
+        await until(counted, 10, "sessions, clients and channels counted")
         after = await scrape(http, gateway)
         worker_pages = {name: await scrape(http, url) for name, url in workers.items()}
         await alice.close()
@@ -126,6 +143,7 @@ async def test_every_service_serves_probes_and_metrics_that_follow_traffic(
     assert grew("chinwag_http_requests_total", **post) >= 8
     assert grew("chinwag_http_request_duration_seconds_count", route="/api/v1/messages") >= 9
     assert grew("chinwag_http_requests_total", route="/api/v1/channels/{name}") == 1
+    assert grew("chinwag_http_requests_total", route="/api/v1/history", status="404") == 1
     assert not after.has("chinwag_http_requests_total", route="/api/v1/channels/ops")
     assert grew("chinwag_gateway_sends_accepted_total", command="PRIVMSG") >= 6
     assert grew("chinwag_gateway_sends_accepted_total", command="JOIN") >= 2
@@ -182,3 +200,25 @@ def test_up_gives_every_worker_an_ops_port_of_its_own() -> None:
 
     fixed = plan(Settings(ops_port=9100), 8080)
     assert [s.ops_port for s in fixed if s.name != "gateway"] == [9100, 9101, 9102]
+
+
+async def test_readiness_fails_for_each_unreachable_dependency(
+    infra: Infra, database_url: str
+) -> None:
+    settings = harness.test_settings(infra.nats_url, database_url)
+    pool = await db.create_pool(database_url, 2)
+    nc = await bus.connect(infra.nats_url, "test")
+    try:
+        missing = await ops.readiness(pool, nc, settings.stream_name, timeout=2)
+        assert missing == {"postgres": True, "nats": True, "stream": False}
+        await bus.ensure_stream(nc.jetstream(), settings)
+        ready = await ops.readiness(pool, nc, settings.stream_name, timeout=2)
+        assert ready == {"postgres": True, "nats": True, "stream": True}
+        await pool.close()
+        no_database = await ops.readiness(pool, nc, settings.stream_name, timeout=2)
+        assert no_database == {"postgres": False, "nats": True, "stream": True}
+        await nc.jetstream().delete_stream(settings.stream_name)
+    finally:
+        await nc.close()
+    no_nats = await ops.readiness(pool, nc, settings.stream_name, timeout=2)
+    assert no_nats == {"postgres": False, "nats": False, "stream": False}

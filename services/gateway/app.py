@@ -38,7 +38,7 @@ from libs.items import Item, item_from_row, rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.gateway import auth, store
+from services.gateway import auth, gauges, store
 from services.gateway.commands import VERSION, Command, Commands, prefix
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import (
@@ -215,6 +215,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             asyncio.create_task(gateway.outbox.relay(pool, js, stop)),
             asyncio.create_task(_prune_keys(pool, settings.idempotency_ttl, stop)),
             asyncio.create_task(_expire_sessions(gateway, stop)),
+            asyncio.create_task(gauges.watch_counts(pool, stop)),
         ]
         try:
             yield gateway
