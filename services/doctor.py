@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.js.api import AckPolicy, DeliverPolicy
 from pydantic import ValidationError
 
 from libs.bus import stream_config
@@ -31,6 +33,7 @@ from libs.settings import Settings
 from libs.subjects import Subjects
 
 TIMEOUT = 3.0  # seconds any one network call may take
+PULL_RECHECK = 1.5  # seconds before looking again at a partition nobody seemed to pull
 CLOCK_SKEW = 1.0  # seconds of skew against PostgreSQL before warning
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -223,7 +226,7 @@ async def _check_clock(conn: asyncpg.Connection[Any], timeout: float) -> Check:
     return Check("clock", "ok", f"within {abs(skew) * 1000:.0f} ms of PostgreSQL's")
 
 
-NATS_CHECKS = ("nats", "jetstream", "stream", "consumers")
+NATS_CHECKS = ("nats", "jetstream", "stream", "consumers", "partitions")
 
 
 async def check_nats(settings: Settings, timeout: float = TIMEOUT) -> list[Check]:
@@ -319,11 +322,17 @@ async def _check_jetstream(nc: NATS, settings: Settings, where: str, timeout: fl
         )
         return [*checks, *_skipped(NATS_CHECKS[3:], "the stream")]
     except (nats.errors.Error, OSError, TimeoutError) as error:
-        checks.append(Check("stream", "fail", f"stream info failed: {_reason(error)}"))
+        checks.append(
+            Check(
+                "stream",
+                "fail",
+                f"stream info failed: {_reason(error)}",
+                "check nats-server's log and load; in a cluster, that the stream has a leader",
+            )
+        )
         return [*checks, *_skipped(NATS_CHECKS[3:], "the stream")]
     checks.append(compare_stream(settings, info.config, info.state.messages))
-    checks.append(await _check_consumers(js, settings, timeout))
-    return checks
+    return checks + await _check_consumers(js, settings, timeout)
 
 
 # Each stream field chinwag sets, with the setting that decides it.
@@ -385,9 +394,8 @@ def compare_stream(settings: Settings, config: Any, messages: int = 0) -> Check:
     return Check("stream", "fail", f"{settings.stream_name}: {detail}", fix)
 
 
-async def _check_consumers(js: Any, settings: Settings, timeout: float) -> Check:
-    subjects = Subjects(settings.subject_prefix, settings.partitions)
-    partitions = range(settings.partitions)
+async def _consumer_infos(js: Any, settings: Settings, timeout: float) -> list[Any]:
+    """Each partition's ``fanout-<p>`` consumer info, None where it does not exist."""
 
     async def info(partition: int) -> Any:
         try:
@@ -398,10 +406,48 @@ async def _check_consumers(js: Any, settings: Settings, timeout: float) -> Check
         except nats.js.errors.NotFoundError:
             return None
 
+    return list(await asyncio.gather(*(info(p) for p in range(settings.partitions))))
+
+
+async def _check_consumers(js: Any, settings: Settings, timeout: float) -> list[Check]:
+    """``consumers`` (present, configured as fanout makes them) and ``partitions`` (pulled)."""
     try:
-        found = await asyncio.gather(*(info(p) for p in partitions))
+        found = await _consumer_infos(js, settings, timeout)
     except (nats.errors.Error, OSError, TimeoutError) as error:
-        return Check("consumers", "fail", f"consumer info failed: {_reason(error)}")
+        failed = Check(
+            "consumers",
+            "fail",
+            f"consumer info failed: {_reason(error)}",
+            "check nats-server's log and load; in a cluster, that the stream has a leader",
+        )
+        return [failed, *_skipped(NATS_CHECKS[4:], "the consumers")]
+    consumers = compare_consumers(settings, found)
+    if consumers.status != "ok":
+        return [consumers, *_skipped(NATS_CHECKS[4:], "the consumers")]
+    return [consumers, await _check_partitions(js, settings, found, timeout)]
+
+
+def _consumer_differences(settings: Settings, partition: int, config: Any) -> list[str]:
+    """How a consumer's configuration differs from what ``PartitionConsumer`` creates."""
+    expected = {
+        "filter_subject": Subjects(settings.subject_prefix, settings.partitions).partition_filter(
+            partition
+        ),
+        "ack_policy": AckPolicy.EXPLICIT,
+        "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
+        "ack_wait": settings.ack_wait,
+        "max_ack_pending": settings.fanout_batch * 4,
+    }
+    return [
+        f"fanout-{partition} {name} is {_show(getattr(config, name))}, expected {_show(want)}"
+        for name, want in expected.items()
+        if not _same(getattr(config, name), want)
+    ]
+
+
+def compare_consumers(settings: Settings, found: Sequence[Any]) -> Check:
+    """Fanout's consumers: one per partition, each configured as fanout creates it."""
+    partitions = range(settings.partitions)
     missing = [p for p, i in zip(partitions, found, strict=True) if i is None]
     if len(missing) == settings.partitions:
         return Check(
@@ -421,18 +467,19 @@ async def _check_consumers(js: Any, settings: Settings, timeout: float) -> Check
             "run fanout workers that cover every partition: CHINWAG_FANOUT_PARTITIONS=all, or "
             "split them (`chinwag up --scale fanout=N`)",
         )
-    misfiltered = [
-        f"fanout-{p} filters {i.config.filter_subject}"
+    wrong = [
+        difference
         for p, i in zip(partitions, found, strict=True)
-        if i.config.filter_subject != subjects.partition_filter(p)
+        for difference in _consumer_differences(settings, p, i.config)
     ]
-    if misfiltered:
+    if wrong:
         return Check(
             "consumers",
             "fail",
-            "; ".join(misfiltered) + f" (expected {subjects.partition_filter(0)} and so on)",
-            "restart fanout: it re-creates its consumers; check that its CHINWAG_PARTITIONS "
-            "and CHINWAG_SUBJECT_PREFIX match these",
+            "; ".join(wrong),
+            "restart fanout with the same CHINWAG_PARTITIONS, CHINWAG_SUBJECT_PREFIX, "
+            "CHINWAG_ACK_WAIT and CHINWAG_FANOUT_BATCH as this check: it re-creates its "
+            "consumers from them",
         )
     pending = sum(i.num_pending or 0 for i in found)
     unacked = sum(i.num_ack_pending or 0 for i in found)
@@ -441,6 +488,44 @@ async def _check_consumers(js: Any, settings: Settings, timeout: float) -> Check
         "ok",
         f"fanout-0 … fanout-{settings.partitions - 1} present; "
         f"{pending} pending, {unacked} unacknowledged",
+    )
+
+
+def _pulled(info: Any, within: float) -> bool:
+    """Whether a worker is pulling this consumer: a pull request waits, or one was answered."""
+    if info.num_waiting:
+        return True
+    last = info.delivered.last_active if info.delivered else None
+    return last is not None and (datetime.now(UTC) - last).total_seconds() < within
+
+
+async def _check_partitions(js: Any, settings: Settings, found: list[Any], timeout: float) -> Check:
+    """Every partition has a fanout worker pulling from its consumer right now."""
+    # A worker keeps a pull request waiting, renewed every second; between two of them
+    # there may be none, so a partition that looks idle is looked at once more.
+    idle = [p for p, info in enumerate(found) if not _pulled(info, settings.ack_wait)]
+    if idle:
+        await asyncio.sleep(PULL_RECHECK)
+        try:
+            again = await _consumer_infos(js, settings, timeout)
+        except (nats.errors.Error, OSError, TimeoutError) as error:
+            return Check("partitions", "fail", f"consumer info failed: {_reason(error)}")
+        idle = [p for p in idle if again[p] is None or not _pulled(again[p], settings.ack_wait)]
+        found = again
+    if idle:
+        waiting = sum((found[p].num_pending or 0) if found[p] else 0 for p in idle)
+        return Check(
+            "partitions",
+            "fail",
+            f"no fanout worker is pulling partition(s) {', '.join(map(str, idle))} "
+            f"({waiting} events waiting)",
+            "start fanout workers that own them (CHINWAG_FANOUT_PARTITIONS=all, or "
+            "`chinwag up --scale fanout=N`); a stopped worker leaves its consumer behind",
+        )
+    return Check(
+        "partitions",
+        "ok",
+        f"all {settings.partitions} partitions have a fanout worker pulling",
     )
 
 

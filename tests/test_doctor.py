@@ -27,7 +27,17 @@ from tests.harness import System, until
 from tests.infra import Infra
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["config", "database", "migrations", "clock", "nats", "jetstream", "stream", "consumers"]
+NAMES = [
+    "config",
+    "database",
+    "migrations",
+    "clock",
+    "nats",
+    "jetstream",
+    "stream",
+    "consumers",
+    "partitions",
+]
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
@@ -93,7 +103,7 @@ async def test_nats_down_fails_with_its_fix(database_url: str) -> None:
     assert checks["database"].status == checks["migrations"].status == "ok"
     assert checks["nats"].status == "fail"
     assert checks["nats"].fix is not None and "-js" in checks["nats"].fix
-    assert [checks[n].status for n in ("jetstream", "stream", "consumers")] == ["skip"] * 3
+    assert [checks[n].status for n in NAMES[5:]] == ["skip"] * 4
     line = doctor.render(list(checks.values())).splitlines()[NAMES.index("nats")]
     assert line.startswith("FAIL  nats") and "fix: start nats-server" in line
 
@@ -187,6 +197,47 @@ async def test_a_stream_with_wrong_settings_fails_naming_each_difference(
     assert "CHINWAG_DUPLICATE_WINDOW" in stream.fix and "CHINWAG_SUBJECT_PREFIX" in stream.fix
     # Fanout has never run against this stream: a warning, not a failure.
     assert checks["consumers"].status == "warn"
+    assert checks["partitions"].status == "skip"
+
+
+async def _healthy(system: System) -> None:
+    async def consumers_created() -> bool:
+        return by_name(await doctor.diagnose(system.settings))["consumers"].status == "ok"
+
+    await until(consumers_created, 20, "fanout's consumers")
+
+
+async def test_partitions_no_worker_pulls_fail_with_their_fix(system: System) -> None:
+    await _healthy(system)
+    await system.stop("fanout")  # its durable consumers stay behind, pulled by nobody
+    checks = by_name(await doctor.diagnose(system.settings, timeout=2))
+    assert checks["consumers"].status == "ok"
+    partitions = checks["partitions"]
+    assert partitions.status == "fail"
+    assert "no fanout worker is pulling partition(s) 0, 1, 2, 3" in partitions.detail
+    assert partitions.fix is not None and "CHINWAG_FANOUT_PARTITIONS" in partitions.fix
+
+
+async def test_a_consumer_configured_otherwise_fails_naming_the_difference(
+    system: System,
+) -> None:
+    await _healthy(system)
+    await system.stop("fanout")
+    settings = system.settings
+    nc = await bus.connect(settings.nats(), "test")
+    try:
+        js = nc.jetstream()
+        config = (await js.consumer_info(settings.stream_name, "fanout-2")).config
+        await js.delete_consumer(settings.stream_name, "fanout-2")
+        await js.add_consumer(settings.stream_name, dataclasses.replace(config, ack_wait=5.0))
+        checks = by_name(await doctor.diagnose(settings, timeout=2))
+    finally:
+        await nc.close()
+    consumers = checks["consumers"]
+    assert consumers.status == "fail"
+    assert consumers.detail == "fanout-2 ack_wait is 5 s, expected 30 s"
+    assert consumers.fix is not None and "CHINWAG_ACK_WAIT" in consumers.fix
+    assert checks["partitions"].status == "skip"
 
 
 async def test_invalid_settings_fail_the_config_check_without_their_values(
