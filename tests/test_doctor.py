@@ -263,3 +263,20 @@ def test_warnings_alone_do_not_fail() -> None:
 def test_stream_comparison_accepts_the_expected_configuration() -> None:
     settings = Settings(stream_name="S", subject_prefix="p")
     assert doctor.compare_stream(settings, bus.stream_config(settings)).status == "ok"
+
+
+async def test_the_one_missing_migration_is_named(infra: Infra, database_url: str) -> None:
+    latest = migrations()[-1]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "DELETE FROM public.schema_migrations WHERE version = $1", latest.version
+        )
+    finally:
+        await conn.close()
+    checks = by_name(await doctor.diagnose(harness.test_settings(infra.nats_url, database_url)))
+    pending = checks["migrations"]
+    assert pending.status == "fail"
+    assert pending.detail == f"1 pending: {latest.version:04d}_{latest.name}"
+    assert pending.fix == "run `chinwag migrate`"
+    assert doctor.failed(list(checks.values()))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -24,6 +29,8 @@ from libs.subjects import Subjects
 from tests import harness
 from tests.harness import ApiClient, open_system, until
 from tests.infra import Infra
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -225,3 +232,40 @@ def test_queries_outside_any_trace_are_not_sampled() -> None:
     )
     kept = sampler.should_sample(None, 1, "GET /", SpanKind.SERVER, {"http.method": "GET"})
     assert kept.decision == Decision.RECORD_AND_SAMPLE
+
+
+def test_setup_exports_spans_named_after_the_service(tmp_path: Path) -> None:
+    script = (
+        "from libs import telemetry\n"
+        "stop = telemetry.setup('chinwag-fanout')\n"
+        "headers = {}\n"
+        "with telemetry.producing('chinwag.ev.0.message', headers, message_id='m-1'):\n"
+        "    pass\n"
+        "stop()\n"
+        "print('HEADERS', sorted(headers))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "OTEL_TRACES_EXPORTER": "console"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "HEADERS ['traceparent']" in out
+    span = json.loads(out[: out.index("HEADERS")])
+    assert span["name"] == "publish chinwag.ev.0.message"
+    assert span["kind"] == "SpanKind.PRODUCER"
+    assert span["attributes"]["messaging.message.id"] == "m-1"
+    assert span["resource"]["attributes"]["service.name"] == "chinwag-fanout"
+
+    off = subprocess.run(
+        [sys.executable, "-c", script],
+        env={"PATH": env["PATH"]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert off.strip() == "HEADERS []"  # no exporter configured: no span, no header
