@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from libs import bus
 from libs.db import migrate
 from libs.embedded import EmbeddedNats, EmbeddedPostgres, EmbeddedServerError, free_port
+from libs.logs import scrub
 from libs.settings import Settings
 
 SERVICES = ("gateway", "fanout", "history", "presence")
@@ -189,7 +190,7 @@ async def _up(
             asyncpg.PostgresError,
             nats.errors.Error,
         ) as error:
-            out.say(f"startup failed: {type(error).__name__}: {error}")
+            out.say(scrub(f"startup failed: {type(error).__name__}: {error}"))
             return 1
         if stop.is_set():
             return 0
