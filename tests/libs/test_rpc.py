@@ -29,6 +29,7 @@ async def test_stopping_finishes_and_answers_a_request_in_flight(infra: Infra) -
     client_nc = await bus.connect(infra.nats_url, "client")
     try:
         server = await rpc.serve(server_nc, "echo", "0.1.0", prefix, {"echo": (Ask, slow)})
+        await server_nc.flush()  # the server has its subscriptions before the request is sent
         call = asyncio.create_task(rpc.call(client_nc, f"{prefix}.echo", Ask("hi"), str, 10))
         await asyncio.wait_for(taken.wait(), 10)
         stopping = asyncio.create_task(server.stop())
