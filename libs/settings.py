@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,7 +50,21 @@ class Settings(BaseSettings):
         default=4, ge=1, le=1024, description="Event stream partitions (fanout parallelism)."
     )
     fanout_partitions: str = Field(
-        default="all", description="Partitions this fanout worker consumes: 'all' or e.g. '0,2'."
+        default="auto",
+        description="Partitions this fanout worker prefers: 'auto' (p mod fanout_workers = "
+        "fanout_ordinal), 'all' or e.g. '0,2'.",
+    )
+    fanout_workers: int = Field(
+        default=1, ge=1, le=1024, description="Fanout workers the partitions are split between."
+    )
+    fanout_ordinal: int = Field(
+        default=0, ge=0, description="This fanout worker's index, 0 … fanout_workers - 1."
+    )
+    fanout_lease_ttl: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=300.0,
+        description="Seconds a partition lease outlives its worker before another takes over.",
     )
     fanout_batch: int = Field(
         default=256, ge=1, le=10_000, description="Events per fanout transaction."
@@ -95,17 +109,30 @@ class Settings(BaseSettings):
     @field_validator("fanout_partitions")
     @classmethod
     def _partitions_spec(cls, value: str) -> str:
-        if value != "all":
+        if value not in ("auto", "all"):
             for part in value.split(","):
                 if not part.strip().isdigit():
-                    raise ValueError("fanout_partitions must be 'all' or a list like '0,2'")
+                    raise ValueError("fanout_partitions must be 'auto', 'all' or a list like '0,2'")
         return value
+
+    @model_validator(mode="after")
+    def _ordinal_in_range(self) -> Settings:
+        if self.fanout_ordinal >= self.fanout_workers:
+            raise ValueError(
+                f"fanout_ordinal {self.fanout_ordinal} is not below fanout_workers "
+                f"{self.fanout_workers}"
+            )
+        return self
 
     @property
     def owned_partitions(self) -> list[int]:
-        """The partitions this fanout worker consumes."""
+        """The partitions this fanout worker prefers; it may take over others' when they die."""
         if self.fanout_partitions == "all":
             return list(range(self.partitions))
+        if self.fanout_partitions == "auto":
+            return [
+                p for p in range(self.partitions) if p % self.fanout_workers == self.fanout_ordinal
+            ]
         owned = sorted({int(p) for p in self.fanout_partitions.split(",")})
         return [p for p in owned if p < self.partitions]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack, suppress
 from typing import Any
 
@@ -22,6 +22,7 @@ from libs.settings import Settings
 from libs.subjects import Subjects
 from services.fanout import metrics, store
 from services.fanout.handlers import segments
+from services.fanout.ownership import open_ownership
 
 log = structlog.get_logger(__name__)
 
@@ -138,26 +139,26 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
         await stack.enter_async_context(ops.probe_server(settings, pool, nc))
         subjects = Subjects(settings.subject_prefix, settings.partitions)
         projection = DeliveryProjection(pool, nc, settings)
-        consumers = [
-            PartitionConsumer(
+
+        def consume(partition: int, until: asyncio.Event) -> Coroutine[Any, Any, None]:
+            return PartitionConsumer(
                 js=js,
                 stream=settings.stream_name,
-                partition=p,
-                filter_subject=subjects.partition_filter(p),
-                durable=f"fanout-{p}",
+                partition=partition,
+                filter_subject=subjects.partition_filter(partition),
+                durable=f"fanout-{partition}",
                 projection=projection,
                 batch=settings.fanout_batch,
                 ack_wait=settings.ack_wait,
                 max_attempts=settings.max_deliver_attempts,
-            )
-            for p in settings.owned_partitions
-        ]
-        log.info("fanout started", partitions=settings.owned_partitions)
+            ).run(until)
+
+        ownership = await open_ownership(nc, settings, consume)
+        log.info("fanout started", prefers=settings.owned_partitions, worker=ownership.me.worker)
         async with asyncio.TaskGroup() as tasks:
-            for consumer in consumers:
-                tasks.create_task(consumer.run(stop))
+            tasks.create_task(ownership.run(stop))
             tasks.create_task(_trim_loop(pool, stop, trim_interval, settings.max_history))
             tasks.create_task(
-                metrics.watch_lag(js, settings.stream_name, settings.owned_partitions, stop)
+                metrics.watch_lag(js, settings.stream_name, lambda: ownership.owned, stop)
             )
         log.info("fanout stopped")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import nats.errors
 import nats.js.errors
@@ -57,14 +57,25 @@ ACK_PENDING = Gauge(
 async def watch_lag(
     js: JetStreamContext,
     stream: str,
-    partitions: Sequence[int],
+    partitions: Callable[[], Sequence[int]],
     stop: asyncio.Event,
     interval: float | None = None,
 ) -> None:
-    """Refresh the consumer lag gauges from JetStream every ``interval`` seconds."""
+    """Refresh the lag gauges of the partitions consumed now every ``interval`` seconds.
+
+    A partition that moved to another worker loses its gauges here, so a sum
+    over workers counts each partition once.
+    """
     interval = LAG_INTERVAL if interval is None else interval
+    shown: set[int] = set()
     while not stop.is_set():
-        for partition in partitions:
+        owned = list(partitions())
+        for gone in shown - set(owned):
+            with contextlib.suppress(KeyError):
+                PENDING.remove(str(gone))
+                ACK_PENDING.remove(str(gone))
+        shown = set(owned)
+        for partition in owned:
             try:
                 info = await js.consumer_info(stream, f"fanout-{partition}", timeout=2.0)
             except nats.js.errors.NotFoundError:
