@@ -92,8 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_scale,
         action="append",
         default=[],
-        metavar="SERVICE=N",
-        help="run N processes of SERVICE (0 leaves it out); may be repeated",
+        metavar="SERVICE=N[,…]",
+        help="run N processes of SERVICE (0 leaves it out), e.g. gateway=2,fanout=2; "
+        "may be repeated",
     )
     for name in SERVICES:
         commands.add_parser(name, help=f"run the {name} service until SIGINT/SIGTERM")
@@ -143,13 +144,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scale(text: str) -> tuple[str, int]:
-    name, sep, count = text.partition("=")
-    if not sep or name not in SERVICES or not count.isdigit():
-        raise argparse.ArgumentTypeError(
-            f"expected SERVICE=N with SERVICE one of {', '.join(SERVICES)}, got {text!r}"
-        )
-    return name, int(count)
+def _scale(text: str) -> list[tuple[str, int]]:
+    """``gateway=2,fanout=2`` as pairs."""
+    pairs = []
+    for part in text.split(","):
+        name, sep, count = part.strip().partition("=")
+        if not sep or name not in SERVICES or not count.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"expected SERVICE=N[,SERVICE=N…] with SERVICE one of {', '.join(SERVICES)}, "
+                f"got {text!r}"
+            )
+        pairs.append((name, int(count)))
+    return pairs
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int | None:
@@ -183,7 +189,7 @@ def _up(settings: Settings, data_dir: Path | None, port: int | None, scale: list
             settings,
             data_dir if data_dir is not None else settings.data_dir,
             port if port is not None else settings.http_port,
-            dict(scale),
+            dict(pair for pairs in scale for pair in pairs),
         )
     )
     return code or 0

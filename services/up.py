@@ -55,7 +55,8 @@ def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> 
     """The processes to start: ``scale`` gives instances per service (default 1, 0 skips it).
 
     Several gateways listen on consecutive ports from ``port``; several fanout
-    workers split the partitions between them. Each worker serves its probes
+    workers split the partitions between them by ordinal, as a StatefulSet's
+    pods do, and take over those of a worker that dies. Each worker serves its probes
     and metrics on a port of its own: consecutive from ``ops_port`` when it is
     set, else a free one.
     """
@@ -82,8 +83,9 @@ def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> 
                 spec_port = port + i
                 env["CHINWAG_HTTP_PORT"] = str(spec_port)
             if name == "fanout" and count > 1:
-                owned = range(i, settings.partitions, count)
-                env["CHINWAG_FANOUT_PARTITIONS"] = ",".join(map(str, owned))
+                # Each prefers its ordinal's share and takes over a dead one's (leases).
+                env["CHINWAG_FANOUT_WORKERS"] = str(count)
+                env["CHINWAG_FANOUT_ORDINAL"] = str(i)
             ops_port = None
             if name != "gateway":
                 if settings.ops_port:
@@ -207,7 +209,9 @@ async def _up(
         children: list[_Child] = []
         try:
             for spec in specs:
-                children.append(await _spawn(spec, {**env, **spec.env}, out))
+                child = await _spawn(spec, {**env, **spec.env}, out)
+                children.append(child)
+                out.say(f"{spec.label} started (pid {child.process.pid})")
                 if spec.ops_port:
                     host = _client_host(settings.http_host)
                     out.say(
@@ -303,12 +307,18 @@ async def _supervise(
                 out.say("stopping")
                 return 0
             for task in done & exits.keys():
-                child = exits[task]
+                child = exits.pop(task)
+                code = child.process.returncode
+                peers = [c.spec.label for c in exits.values() if c.spec.name == child.spec.name]
+                if not peers:
+                    out.say(f"{child.spec.label} exited unexpectedly with code {code}")
+                    return 1
+                # A replica is gone; its peers carry its work, as in any scaled deployment.
+                verb = "carries" if len(peers) == 1 else "carry"
                 out.say(
-                    f"{child.spec.label} exited unexpectedly with code {child.process.returncode}"
+                    f"{child.spec.label} exited unexpectedly with code {code}; "
+                    f"{', '.join(peers)} {verb} on"
                 )
-            if done & exits.keys():
-                return 1
             if ready in done and not ready.result():
                 return 1
     finally:

@@ -18,9 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
-async def chinwag_up(data_dir: Path, port: int) -> AsyncIterator[tuple[str, list[str]]]:
-    """Run ``chinwag up`` until it prints its URL; Ctrl-C (SIGINT) it on exit."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHINWAG_")}
+async def chinwag_up(
+    data_dir: Path, port: int, *extra: str, env: dict[str, str] | None = None, gateways: int = 1
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """Run ``chinwag up`` until its gateways print their URLs; Ctrl-C (SIGINT) it on exit.
+
+    ``env`` adds ``CHINWAG_*`` variables to a clean environment.
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHINWAG_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -30,9 +35,10 @@ async def chinwag_up(data_dir: Path, port: int) -> AsyncIterator[tuple[str, list
         str(data_dir),
         "--port",
         str(port),
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env=env,
+        env={**clean, **(env or {})},
         cwd=ROOT,
     )
     assert process.stdout is not None
@@ -40,13 +46,15 @@ async def chinwag_up(data_dir: Path, port: int) -> AsyncIterator[tuple[str, list
 
     async def url() -> str:
         assert process.stdout is not None
-        while True:
+        found: list[str] = []
+        while len(found) < gateways:
             line = (await process.stdout.readline()).decode()
             if not line:
                 raise AssertionError("chinwag up exited:\n" + "".join(lines))
             lines.append(line)
-            if found := re.search(r"chinwag is up: (http://\S+)/", line):
-                return found[1]
+            if up := re.search(r"chinwag is up: (http://\S+)/", line):
+                found.append(up[1])
+        return found[0]
 
     try:
         base_url = await asyncio.wait_for(url(), 90)
