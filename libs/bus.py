@@ -47,10 +47,15 @@ BATCH_FAILURES = Counter(
 )
 
 
+def servers(url: str) -> list[str]:
+    """The server URLs in ``CHINWAG_NATS_URL``: one, or several comma-separated (a cluster)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def connect(url: str, name: str) -> NATS:
     """A client that reconnects forever; callers see errors only while NATS is away."""
     return await nats.connect(
-        url,
+        servers(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.25,

@@ -24,12 +24,14 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
 __all__ = [
     "EmbeddedNats",
+    "EmbeddedNatsCluster",
     "EmbeddedPostgres",
     "EmbeddedServerError",
     "free_port",
@@ -227,7 +229,8 @@ class EmbeddedNats(_Server):
     """nats-server with JetStream, listening on 127.0.0.1, storing under ``data_dir``.
 
     ``sync_interval`` is JetStream's fsync interval (e.g. ``"always"`` or ``"2m"``);
-    None keeps the server's default.
+    None keeps the server's default. ``args`` are further command-line options
+    (a cluster node's name and routes, see ``EmbeddedNatsCluster``).
     """
 
     name = "nats"
@@ -238,9 +241,11 @@ class EmbeddedNats(_Server):
         port: int = 0,
         sync_interval: str | None = None,
         stdout: Output = None,
+        args: Sequence[str] = (),
     ) -> None:
         super().__init__(data_dir, port, stdout)
         self.sync_interval = sync_interval
+        self.args = list(args)
 
     @property
     def url(self) -> str:
@@ -263,6 +268,7 @@ class EmbeddedNats(_Server):
             if self._auto_port and (self.port == 0 or attempt > 0):
                 self.port = free_port()
             argv = [str(binary), "-js", "-sd", str(self.data_dir), "-a", HOST, "-p", str(self.port)]
+            argv += self.args
             if self.sync_interval is not None:
                 config = self.data_dir / "nats.conf"
                 config.write_text(f'jetstream {{\n  sync_interval: "{self.sync_interval}"\n}}\n')
@@ -280,6 +286,58 @@ class EmbeddedNats(_Server):
             if attempt == 2 or not self._auto_port:
                 break
         raise self._failure(f"nats-server exited with code {process.returncode} while starting")
+
+
+class EmbeddedNatsCluster:
+    """``size`` nats-server nodes with JetStream, routed to each other on loopback.
+
+    Every port is picked free up front; node ``i`` keeps its data under
+    ``data_dir/n<i>``. ``url`` names every node, comma-separated, as
+    ``CHINWAG_NATS_URL`` takes it.
+    """
+
+    def __init__(self, data_dir: Path, size: int = 3, name: str = "chinwag") -> None:
+        routes = [free_port() for _ in range(size)]
+        urls = ",".join(f"nats://{HOST}:{port}" for port in routes)
+        self.nodes = [
+            EmbeddedNats(
+                Path(data_dir) / f"n{i}",
+                free_port(),
+                args=[
+                    *("--name", f"n{i}", "--cluster_name", name),
+                    *("--cluster", f"nats://{HOST}:{routes[i]}", "--routes", urls),
+                ],
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self) -> Self:
+        """Start every node; each accepts clients (JetStream elects its leader shortly after)."""
+        try:
+            for node in self.nodes:
+                node.start()
+        except EmbeddedServerError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def node(self, name: str) -> EmbeddedNats:
+        """The node called ``name`` (``n0`` …), as JetStream names a stream's leader."""
+        return self.nodes[int(name.removeprefix("n"))]
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class EmbeddedPostgres(_Server):

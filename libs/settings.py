@@ -17,7 +17,9 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL URL; unset means the embedded server under data_dir."
     )
     nats_url: str | None = Field(
-        default=None, description="NATS URL; unset means the embedded nats-server under data_dir."
+        default=None,
+        description="NATS URL, or several comma-separated (a cluster); unset means the "
+        "embedded nats-server under data_dir.",
     )
     data_dir: Path = Field(
         default=Path(".chinwag"), description="Where the embedded servers keep data."

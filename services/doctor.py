@@ -27,7 +27,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, DeliverPolicy
 from pydantic import ValidationError
 
-from libs.bus import stream_config
+from libs.bus import servers, stream_config
 from libs.db import Migration, applied_versions, migrations, pending_migrations
 from libs.settings import Settings
 from libs.subjects import Subjects
@@ -242,7 +242,7 @@ async def check_nats(settings: Settings, timeout: float = TIMEOUT) -> list[Check
             ),
             *_skipped(NATS_CHECKS[1:], "NATS"),
         ]
-    where = _where(settings.nats_url)
+    where = ", ".join(_where(u) for u in servers(settings.nats_url))
     seen: list[Exception] = []
 
     async def on_error(error: Exception) -> None:
@@ -251,7 +251,7 @@ async def check_nats(settings: Settings, timeout: float = TIMEOUT) -> list[Check
     try:
         nc: NATS = await asyncio.wait_for(
             nats.connect(
-                settings.nats_url,
+                servers(settings.nats_url),
                 name="chinwag-doctor",
                 connect_timeout=timeout,
                 allow_reconnect=False,
