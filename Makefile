@@ -8,7 +8,7 @@ CHINWAG_DATA_DIR  ?= .chinwag
 CHINWAG_HTTP_PORT ?= 8080
 export CHINWAG_DATA_DIR CHINWAG_HTTP_PORT
 
-.PHONY: up test lint fmt bench docs clean
+.PHONY: up test lint fmt bench docs manifests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/chinwag bench $(BENCH_ARGS)
 
-## lint: ruff and mypy --strict
+## lint: ruff, mypy --strict and yamllint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/yamllint --strict .
+
+## manifests: render the Helm chart into deploy/kustomize/ (after changing the chart)
+manifests: $(STAMP)
+	$(BIN)/python deploy/render.py
 
 ## docs: regenerate the README's settings table from libs/settings.py
 docs: $(STAMP)
