@@ -520,7 +520,8 @@ async def _check_partitions(js: Any, settings: Settings, found: list[Any], timeo
             f"no fanout worker is pulling partition(s) {', '.join(map(str, idle))} "
             f"({waiting} events waiting)",
             "start fanout workers that own them (CHINWAG_FANOUT_PARTITIONS=all, or "
-            "`chinwag up --scale fanout=N`); a stopped worker leaves its consumer behind",
+            "`chinwag up --scale fanout=N`); a stopped worker leaves its consumer behind, "
+            "and a live one takes a dead one's partitions over after CHINWAG_FANOUT_LEASE_TTL",
         )
     return Check(
         "partitions",

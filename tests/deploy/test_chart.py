@@ -127,6 +127,11 @@ def test_more_fanout_workers_than_partitions_is_refused() -> None:
         render.render({"fanout": {"workers": 5}})
 
 
+def test_a_grace_period_shorter_than_the_shutdown_grace_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match=r"must exceed config\.shutdownGrace"):
+        render.render({"fanout": {"terminationGracePeriodSeconds": 20}})
+
+
 def test_every_object_validates_against_the_kubernetes_schemas(
     objects: list[dict[str, Any]],
 ) -> None:
@@ -212,6 +217,10 @@ def test_every_pod_runs_unprivileged_with_requests_and_probes(
             assert container["resources"]["requests"]["memory"]
             if workload["kind"] != "Job":
                 assert {"livenessProbe", "readinessProbe"} <= container.keys()
+        if workload["kind"] != "Job":  # SIGTERM's grace ends before the kubelet's
+            (config,) = _kind(objects, "ConfigMap")
+            grace = float(config["data"]["CHINWAG_SHUTDOWN_GRACE"])
+            assert spec["terminationGracePeriodSeconds"] > grace
 
 
 def test_fanout_is_a_statefulset_whose_ordinal_picks_its_partitions(

@@ -240,8 +240,8 @@ async def test_queues_are_gap_free_and_ordered_under_concurrent_senders(system: 
             """SELECT client_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
                FROM delivery.client_queues GROUP BY client_id"""
         )
-        for row in rows:
-            assert (row["lo"], row["hi"]) == (1, row["n"]), dict(row)
+        for row in rows:  # contiguous; the trimmer may have taken a prefix at the cursor
+            assert row["hi"] - row["lo"] + 1 == row["n"], dict(row)
     finally:
         await conn.close()
     for client in senders + readers:
