@@ -165,3 +165,18 @@ def already_registered() -> ChatError:
 
 def no_nickname_given() -> ChatError:
     return ChatError(400, "ERR_NONICKNAMEGIVEN", "no nickname given", "431")
+
+
+# --- beyond IRC: replies, reactions, edits, deletes, pins, read markers, keys --------
+
+
+def no_such_message(message_id: str, why: str = "no such message") -> ChatError:
+    return ChatError(404, "ERR_NO_SUCH_MESSAGE", f"{message_id}: {why}")
+
+
+def not_author() -> ChatError:
+    return ChatError(403, "ERR_NOT_AUTHOR", "only the author may do that to a message")
+
+
+def no_such_key(nick: str) -> ChatError:
+    return ChatError(404, "ERR_NO_SUCH_KEY", f"{nick}: no signing key announced")

@@ -174,6 +174,81 @@ class SessionQuit(Event, frozen=True, kw_only=True, tag="session.quit"):
         return user_target(self.session_id)
 
 
+class MessageChange(Event, frozen=True, kw_only=True):
+    """What every change to a stored message carries: the message, who acts, and where.
+
+    ``message_id`` is the ``event_id`` of the message changed; the target is
+    the channel (``channel`` set) or the DM between the actor and ``peer_id``,
+    so a change lands on the same partition as the message, after it.
+    """
+
+    message_id: uuid.UUID
+    actor_id: uuid.UUID
+    actor: str
+    to: str
+    channel: str | None = None
+    peer_id: uuid.UUID | None = None
+
+    @property
+    def target(self) -> str:
+        if self.channel is not None:
+            return self.channel
+        assert self.peer_id is not None
+        return dm_target(self.actor_id, self.peer_id)
+
+
+class ReactionChanged(MessageChange, frozen=True, kw_only=True, tag="message.reaction"):
+    """The actor added (or, ``added`` false, removed) an emoji reaction to a message."""
+
+    emoji: str
+    added: bool = True
+
+
+class MessageEdited(MessageChange, frozen=True, kw_only=True, tag="message.edited"):
+    """The author replaced a message's text; the replaced text goes to its edit history."""
+
+    body: Body = []
+    meta: dict[str, Any] = {}
+
+
+class MessageDeleted(MessageChange, frozen=True, kw_only=True, tag="message.deleted"):
+    """The author or a channel operator deleted a message: its text goes, a tombstone stays."""
+
+
+class PinChanged(MessageChange, frozen=True, kw_only=True, tag="channel.pin"):
+    """A channel operator pinned (or, ``pinned`` false, unpinned) a message."""
+
+    pinned: bool = True
+
+
+class ReadMarked(Event, frozen=True, kw_only=True, tag="session.read"):
+    """A session has read ``conversation`` up to history position ``pos`` (on every client)."""
+
+    session_id: uuid.UUID
+    nick: str
+    conversation: str  # the target key: a folded channel name or a DM pair
+    to: str  # how the session names it: the channel, or the DM peer's nick
+    pos: int
+
+    @property
+    def target(self) -> str:
+        return user_target(self.session_id)
+
+
+class KeyAnnounced(Event, frozen=True, kw_only=True, tag="session.key"):
+    """A session announced its public signing key (PUBKEY); relayed like a NICK."""
+
+    session_id: uuid.UUID
+    nick: str
+    alg: str
+    key: str
+    channels: list[str] = []
+
+    @property
+    def target(self) -> str:
+        return user_target(self.session_id)
+
+
 AnyEvent = (
     MessagePosted
     | MemberJoined
@@ -185,6 +260,12 @@ AnyEvent = (
     | NickChanged
     | AwayChanged
     | SessionQuit
+    | ReactionChanged
+    | MessageEdited
+    | MessageDeleted
+    | PinChanged
+    | ReadMarked
+    | KeyAnnounced
 )
 
 MEMBERSHIP_EVENTS = (MemberJoined, MemberParted)

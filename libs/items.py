@@ -15,8 +15,28 @@ def rfc3339(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Reaction(msgspec.Struct):
+    """One emoji on a message: how many reacted with it, and who (oldest first)."""
+
+    emoji: str
+    count: int
+    nicks: list[str]
+
+
+class Tombstone(msgspec.Struct):
+    """What remains of a deleted message: who deleted it, and when."""
+
+    by: str
+    ts: str
+
+
 class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One queue or history item. ``seq`` is set only in a client's queue."""
+    """One queue or history item. ``seq`` is set only in a client's queue.
+
+    History items that are chat lines also carry what happened to them since:
+    ``reactions``, ``reply_count``, ``edited`` (when last), ``deleted`` and
+    ``pinned``; each is left out while it has nothing to say.
+    """
 
     seq: int | None = None
     pos: int
@@ -28,6 +48,11 @@ class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
     params: list[str]
     body: Body
     meta: dict[str, Any]
+    reactions: list[Reaction] = []
+    reply_count: int = 0
+    edited: str | None = None
+    deleted: Tombstone | None = None
+    pinned: bool = False
 
 
 # The columns every item query selects, in this order (``m`` is delivery.messages).

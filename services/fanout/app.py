@@ -20,7 +20,7 @@ from libs.events import AnyEvent, decode_event
 from libs.items import WAKE_CHUNK, Wake
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.fanout import metrics, store
+from services.fanout import extras, metrics, store
 from services.fanout.handlers import segments
 from services.fanout.ownership import open_ownership
 
@@ -62,6 +62,7 @@ class DeliveryProjection:
                 woken.update(last_seqs)
                 queue_rows += written
                 await store.apply_changes(conn, segment.after)
+            await extras.project(conn, fresh)
             await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
         metrics.record_batch(
             partition,
@@ -120,6 +121,8 @@ async def _trim_loop(
             while await store.trim_acknowledged(pool) > 0 and not stop.is_set():
                 pass
             while await store.trim_history(pool, keep) > 0 and not stop.is_set():
+                pass
+            while await extras.sweep(pool) > 0 and not stop.is_set():
                 pass
         except (asyncpg.PostgresError, OSError) as error:
             log.warning("trim failed", error=repr(error))

@@ -168,7 +168,9 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
             )
         case SessionCreated():
             return None
-    return None
+    from services.fanout.extras import feature_item  # beyond IRC, kept apart (and imports us)
+
+    return feature_item(event)
 
 
 def _item(

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,7 +38,7 @@ from libs.items import Item, item_from_row, rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.gateway import auth, gauges, store
+from services.gateway import auth, ephemeral, feature_store, gauges, store
 from services.gateway.commands import VERSION, Command, Commands, prefix
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import (
@@ -92,9 +92,10 @@ WAKE_TO_RESPONSE = Histogram(
 _encoder = msgspec.json.Encoder()
 
 
-class MessagesPage(msgspec.Struct):
+class MessagesPage(msgspec.Struct, omit_defaults=True):
     messages: list[Item]
     last_seq: int
+    ephemeral: list[ephemeral.Notice] = []
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Gateway:
     commands: Commands
     logins: auth.RateLimiter
     commands_limiter: auth.RateLimiter
+    notices: ephemeral.EphemeralHub = field(default_factory=ephemeral.EphemeralHub)
 
     @property
     def outbox(self) -> Outbox:
@@ -171,6 +173,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     telemetry.instrument_app(app)
     _install_error_handlers(app)
     _install_routes(app)
+    from services.gateway import feature_routes  # it imports this module's dependencies
+
+    app.include_router(feature_routes.router)
     app.mount("/metrics", make_asgi_app())
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
 
@@ -210,6 +215,11 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             logins=auth.RateLimiter(settings.login_rate, settings.login_burst),
             commands_limiter=auth.RateLimiter(settings.command_rate, settings.command_burst),
         )
+
+        async def on_notice(msg: Any) -> None:
+            gateway.notices.on_message(msg.data)
+
+        await nc.subscribe(ephemeral.subject(subjects), cb=on_notice)
         stop = asyncio.Event()
         background = [
             asyncio.create_task(gateway.outbox.relay(pool, js, stop)),
@@ -357,10 +367,11 @@ def _install_routes(app: FastAPI) -> None:
     @app.get("/api/v1/state", response_model=StateOut, tags=["session"])
     async def state(caller: CallerDep, gw: GatewayDep) -> StateOut:
         """This client's session, channels, away state and the last seq of its queue."""
-        channels, away, last = await asyncio.gather(
+        channels, away, last, unread = await asyncio.gather(
             store.channels_of(gw.pool, caller.session_id),
             store.away_of(gw.pool, caller.session_id),
             store.last_seq(gw.pool, caller.client_id),
+            feature_store.unread(gw.pool, caller.session_id, gw.settings.max_history),
         )
         return StateOut(
             session_id=caller.session_id,
@@ -369,6 +380,8 @@ def _install_routes(app: FastAPI) -> None:
             channels=channels,
             away=away,
             last_seq=last,
+            unread={r["name"]: r["unread"] for r in unread},
+            read={r["name"]: r["marker"] for r in unread if r["marker"] is not None},
         )
 
     @app.post(
@@ -424,6 +437,7 @@ def _install_routes(app: FastAPI) -> None:
     ) -> Response:
         """Items of this client's queue with seq > ``after``, waiting up to ``timeout`` s."""
         waiter = gw.hub.register(str(caller.client_id), after)
+        gw.notices.attach(caller.client_id, caller.session_id, waiter)
         WAITING.inc()
         try:
             if after > caller.acked_seq or not caller.seen_recently:
@@ -440,6 +454,7 @@ def _install_routes(app: FastAPI) -> None:
         page = MessagesPage(
             messages=[item_from_row(r, r["seq"]) for r in rows],
             last_seq=rows[-1]["seq"] if rows else after,
+            ephemeral=gw.notices.drain(caller.client_id),
         )
         return Response(_encoder.encode(page), media_type="application/json")
 

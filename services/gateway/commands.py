@@ -165,6 +165,10 @@ class Commands:
             "MOTD": self._motd,
             "LUSERS": self._lusers,
         }
+        from services.gateway.features import Features  # beyond IRC; it imports this module
+
+        self.features = Features(self)
+        self._handlers.update(self.features.handlers())
 
     def knows(self, command: str) -> bool:
         return command in self._handlers
@@ -218,6 +222,7 @@ class Commands:
             )
             if peer["away_message"] and cmd.command == "PRIVMSG":
                 replies.append(self.numeric(caller, "301", [peer["nick"]], peer["away_message"]))
+        await self.features.check_message(event)
         await self._publish(event)
         await store.spoke(self.pool, caller.session_id)
         return answer(event_id, rfc3339(event.ts), replies)

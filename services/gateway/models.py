@@ -48,6 +48,13 @@ class StateOut(BaseModel):
     channels: list[str]
     away: str | None
     last_seq: int
+    unread: dict[str, int] = Field(
+        default_factory=dict,
+        description="chat lines from others after the read marker, per channel and DM peer",
+    )
+    read: dict[str, int] = Field(
+        default_factory=dict, description="the session's read marker (a pos), where it has one"
+    )
 
 
 class CommandIn(Strict):
@@ -57,6 +64,17 @@ class CommandIn(Strict):
     body: list[str] | dict[str, Any] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+
+
+class ReactionOut(BaseModel):
+    emoji: str
+    count: int
+    nicks: list[str]
+
+
+class TombstoneOut(BaseModel):
+    by: str
+    ts: str
 
 
 class ItemOut(BaseModel):
@@ -74,6 +92,24 @@ class ItemOut(BaseModel):
     params: list[str]
     body: list[str] | dict[str, Any]
     meta: dict[str, Any]
+    reactions: list[ReactionOut] | None = None
+    reply_count: int | None = None
+    edited: str | None = None
+    deleted: TombstoneOut | None = None
+    pinned: bool | None = None
+
+
+class NoticeOut(BaseModel):
+    """An ephemeral notice (typing), carried beside the queue, never in it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str
+    from_: str = Field(alias="from")
+    to: str
+    state: str
+    ts: str
+    expires_in: float
 
 
 class CommandOut(BaseModel):
@@ -85,6 +121,7 @@ class CommandOut(BaseModel):
 class MessagesOut(BaseModel):
     messages: list[ItemOut]
     last_seq: int
+    ephemeral: list[NoticeOut] | None = None
 
 
 class HistoryOut(BaseModel):
@@ -231,6 +268,50 @@ COMMAND_MODELS: list[type[BaseModel]] = [
     ),
     _command("MOTD", "The message of the day (375 372 376)."),
     _command("LUSERS", "Server counts (251 252 254 255)."),
+    *(
+        _command(name, doc, to=(Target, ...), params=_params("id", "emoji"))
+        for name, doc in (
+            ("REACT", "React to a message with an emoji (one per user per emoji)."),
+            ("UNREACT", "Take your emoji reaction back."),
+        )
+    ),
+    _command(
+        "EDIT",
+        "Replace your message's text (its earlier text is kept in its edit history).",
+        to=(Target, ...),
+        params=_params("id"),
+        body=(Lines, ...),
+    ),
+    _command(
+        "DELETE",
+        "Delete a message (its author, or a channel operator): a tombstone remains.",
+        to=(Target, ...),
+        params=_params("id"),
+    ),
+    _command("PIN", "Pin a channel message (operators).", to=(Target, ...), params=_params("id")),
+    _command(
+        "UNPIN", "Unpin a channel message (operators).", to=(Target, ...), params=_params("id")
+    ),
+    _command(
+        "MARKREAD",
+        "Read up to a history position, on every client of the session.",
+        to=(Target, ...),
+        params=_params("pos"),
+    ),
+    _command(
+        "TYPING",
+        "Say you are typing (ephemeral: never stored).",
+        to=(Target, ...),
+        params=(
+            list[str],
+            Field(default_factory=list, max_length=1, description='["active"] or ["done"]'),
+        ),
+    ),
+    _command(
+        "PUBKEY",
+        "Announce your Ed25519 public key, for others to check meta.sig.",
+        body=(dict[str, str], Field(description='{"alg": "ed25519", "key": base64}')),
+    ),
 ]
 
 

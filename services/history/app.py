@@ -12,10 +12,13 @@ import structlog
 from libs import bus, db, errors, ops, rpc
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.events import dm_target
+from libs.feature_contracts import EditsRequest, PinsRequest, SearchRequest, ThreadRequest
 from libs.irc import fold, is_channel
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.history import store
+from services.history import store, summary
+from services.history.search import Search
+from services.history.threads import Threads
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +47,18 @@ class History:
         items, more = await store.page(
             self.pool, key, request.before, request.after, request.limit, self.keep
         )
-        return HistoryResult(messages=items, has_more=more)
+        return HistoryResult(messages=await summary.attach(self.pool, items), has_more=more)
+
+
+def extra_endpoints(pool: asyncpg.Pool[Any], settings: Settings) -> dict[str, Any]:
+    """Search, threads, edit histories and pins."""
+    search, threads = Search(pool, settings.max_history), Threads(pool)
+    return {
+        "search": (SearchRequest, search.search),
+        "thread": (ThreadRequest, threads.thread),
+        "edits": (EditsRequest, threads.edits),
+        "pins": (PinsRequest, threads.pins),
+    }
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -62,7 +76,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             name="chinwag-history",
             version="0.1.0",
             subject_prefix=subjects.service(HISTORY, "").rstrip("."),
-            endpoints={"fetch": (HistoryRequest, history.fetch)},
+            endpoints={"fetch": (HistoryRequest, history.fetch), **extra_endpoints(pool, settings)},
         )
         stack.push_async_callback(service.stop)
         log.info("history started")

@@ -1,0 +1,128 @@
+"""Read endpoints beyond IRC: search, threads, edit histories, pins and signing keys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from libs import errors, rpc
+from libs.contracts import HISTORY
+from libs.feature_contracts import (
+    EditsRequest,
+    EditsResult,
+    PinsRequest,
+    PinsResult,
+    SearchRequest,
+    SearchResult,
+    ThreadRequest,
+    ThreadResult,
+)
+from libs.irc import fold
+from libs.signatures import ALG
+from services.gateway import feature_store
+from services.gateway.app import CallerDep, Gateway, GatewayDep
+from services.gateway.models import ItemOut
+
+router = APIRouter(tags=["messages"])
+_encoder = msgspec.json.Encoder()
+
+TargetQuery = Annotated[str, Query(min_length=1, max_length=64)]
+
+
+class SearchOut(BaseModel):
+    messages: list[ItemOut]
+    next: str | None
+
+
+class ThreadOut(BaseModel):
+    messages: list[ItemOut]
+    has_more: bool
+
+
+class VersionOut(BaseModel):
+    body: list[str] | dict[str, Any]
+    replaced_at: str
+
+
+class EditsOut(BaseModel):
+    message: ItemOut
+    versions: list[VersionOut]
+
+
+class PinsOut(BaseModel):
+    messages: list[ItemOut]
+
+
+class KeyOut(BaseModel):
+    nick: str
+    alg: str
+    key: str
+
+
+async def _history(gw: Gateway, endpoint: str, request: Any, result: type[Any]) -> Response:
+    answer = await rpc.call(
+        gw.nc,
+        gw.commands.subjects.service(HISTORY, endpoint),
+        request,
+        result,
+        gw.settings.request_timeout,
+    )
+    return Response(_encoder.encode(answer), media_type="application/json")
+
+
+@router.get("/api/v1/search", response_model=SearchOut)
+async def search(
+    caller: CallerDep,
+    gw: GatewayDep,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    target: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    before: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Full-text search over the channels the caller is in and its own DMs, newest first;
+    ``before`` takes the ``next`` of the previous page."""
+    cursor = int(before) if before is not None else None
+    request = SearchRequest(caller.session_id, q, target, cursor, limit)
+    return await _history(gw, "search", request, SearchResult)
+
+
+@router.get("/api/v1/thread", response_model=ThreadOut)
+async def thread(
+    caller: CallerDep,
+    gw: GatewayDep,
+    target: TargetQuery,
+    id: uuid.UUID,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    """A message and every reply under it (replies to replies too), oldest first."""
+    request = ThreadRequest(caller.session_id, target, id, after, limit)
+    return await _history(gw, "thread", request, ThreadResult)
+
+
+@router.get("/api/v1/edits", response_model=EditsOut)
+async def edits(caller: CallerDep, gw: GatewayDep, target: TargetQuery, id: uuid.UUID) -> Response:
+    """A message as it is now, and each earlier text with when it was replaced."""
+    return await _history(gw, "edits", EditsRequest(caller.session_id, target, id), EditsResult)
+
+
+@router.get("/api/v1/channels/{name}/pins", response_model=PinsOut, tags=["state"])
+async def pins(name: str, caller: CallerDep, gw: GatewayDep) -> Response:
+    """A channel's pinned messages (members only), in the order they were pinned."""
+    channel = name if name.startswith("#") else f"#{name}"
+    return await _history(gw, "pins", PinsRequest(caller.session_id, channel), PinsResult)
+
+
+@router.get("/api/v1/users/{nick}/key", response_model=KeyOut, tags=["state"])
+async def key(nick: str, caller: CallerDep, gw: GatewayDep) -> KeyOut:
+    """The Ed25519 key a user announced with PUBKEY; 404 when none."""
+    row = await feature_store.signing_key(gw.pool, fold(nick))
+    if row is None:
+        raise errors.no_such_nick(nick)
+    if row["signing_key"] is None:
+        raise errors.no_such_key(row["nick"])
+    return KeyOut(nick=row["nick"], alg=ALG, key=row["signing_key"])

@@ -1,0 +1,349 @@
+"""Commands beyond IRC: REACT, UNREACT, EDIT, DELETE, PIN, UNPIN, MARKREAD, TYPING, PUBKEY,
+and the checks of ``meta.reply_to`` and ``meta.sig`` on PRIVMSG and NOTICE.
+
+The gateway decides them from the projected state and publishes one event
+each (answered after the PubAck); fanout projects them and delivers them to
+whom they concern. TYPING alone is ephemeral: core NATS, never stored. A
+command that would change nothing (a reaction already there, a message
+already deleted or pinned, a marker not moving forward) is answered 200 and
+publishes nothing.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from libs import errors
+from libs.bus import publish_event
+from libs.events import (
+    AnyEvent,
+    KeyAnnounced,
+    MessageDeleted,
+    MessageEdited,
+    MessagePosted,
+    PinChanged,
+    ReactionChanged,
+    ReadMarked,
+    dm_target,
+    user_target,
+    utcnow,
+)
+from libs.irc import fold, is_channel, valid_channel, valid_nick
+from libs.items import rfc3339
+from libs.signatures import ALG, check_meta_signature, public_key
+from services.gateway import ephemeral, feature_store, store
+from services.gateway.auth import RateLimiter
+from services.gateway.commands import Command, Commands, check_lines
+from services.gateway.store import Caller
+
+Handler = Callable[[Caller, Command, uuid.UUID], Awaitable[dict[str, Any]]]
+
+MAX_EMOJI = 16  # code points in one reaction
+TYPING_RATE = 1.0  # TYPING per second per client and conversation …
+TYPING_BURST = 3  # … after a burst of this many
+_EMOJI_CATEGORIES = {"So", "Sk", "Mn", "Me", "Cf", "Nd"}
+
+
+@dataclass(frozen=True)
+class Where:
+    """A conversation as a command names it: its target key and how it is shown."""
+
+    key: str
+    name: str  # the channel's name, or the DM peer's nick
+    channel: str | None = None
+    peer_id: uuid.UUID | None = None
+    is_op: bool = False
+
+
+def valid_emoji(text: str) -> bool:
+    """One emoji (with its modifiers, joiners and variation selectors), nothing else."""
+    if not 1 <= len(text) <= MAX_EMOJI:
+        return False
+    categories = [unicodedata.category(c) for c in text]
+    if not all(
+        c in _EMOJI_CATEGORIES or ch in "#*" for c, ch in zip(categories, text, strict=True)
+    ):
+        return False
+    return "So" in categories or "\u20e3" in text  # a pictograph, or a keycap
+
+
+def message_id(params: list[str], command: str) -> uuid.UUID:
+    """The message a command names in ``params[0]``."""
+    if not params:
+        raise errors.need_more_params(command)
+    try:
+        return uuid.UUID(params[0])
+    except ValueError:
+        raise errors.validation(f"{command}: {params[0]!r} is not a message id") from None
+
+
+class Features:
+    """Executes the commands beyond IRC for ``Commands``."""
+
+    def __init__(self, commands: Commands) -> None:
+        self.commands = commands
+        self.pool = commands.pool
+        self.settings = commands.settings
+        self.typing = RateLimiter(TYPING_RATE, TYPING_BURST)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "REACT": self._react,
+            "UNREACT": self._react,
+            "EDIT": self._edit,
+            "DELETE": self._delete,
+            "PIN": self._pin,
+            "UNPIN": self._pin,
+            "MARKREAD": self._markread,
+            "TYPING": self._typing,
+            "PUBKEY": self._pubkey,
+        }
+
+    # --- checks on chat lines ---------------------------------------------------------
+
+    async def check_message(self, event: MessagePosted) -> None:
+        """``meta.reply_to`` names a chat line of the same conversation; ``meta.sig`` is
+        well-formed."""
+        problem = check_meta_signature(event.meta)
+        if problem:
+            raise errors.validation(problem)
+        if "reply_to" not in event.meta:
+            return
+        parent = event.meta["reply_to"]
+        if not isinstance(parent, str):
+            raise errors.validation("meta.reply_to must be a message id")
+        found = await feature_store.message(
+            self.pool, message_id([parent], "meta.reply_to"), event.target
+        )
+        if found is None:
+            raise errors.no_such_message(parent, "no such message in this conversation")
+
+    # --- where a command applies ----------------------------------------------------
+
+    async def where(self, caller: Caller, to: str | None, command: str) -> Where:
+        """The conversation ``to`` names, which the caller must be in."""
+        if not to:
+            raise errors.no_recipient(command)
+        if is_channel(to):
+            if not valid_channel(to):
+                raise errors.no_such_channel(to)
+            folded = fold(to)
+            channel = await store.channel_row(self.pool, folded)
+            if channel is None:
+                raise errors.no_such_channel(to)
+            member = await store.membership(self.pool, folded, caller.session_id)
+            if member is None:
+                raise errors.not_on_channel(channel["name"])
+            return Where(folded, channel["name"], channel=folded, is_op=member["is_op"])
+        if not valid_nick(to):
+            raise errors.no_such_nick(to)
+        peer = await store.session_by_nick(self.pool, fold(to))
+        if peer is None:
+            raise errors.no_such_nick(to)
+        return Where(dm_target(caller.session_id, peer["id"]), peer["nick"], peer_id=peer["id"])
+
+    async def _target_message(
+        self, caller: Caller, cmd: Command, *, speak: bool = False
+    ) -> tuple[Where, uuid.UUID, Any]:
+        """The conversation and the live (not deleted) chat line a command names."""
+        where = await self.where(caller, cmd.to, cmd.command)
+        if speak and where.channel is not None and cmd.to is not None:
+            await self.commands._may_speak(caller, cmd.to)
+        target_id = message_id(cmd.params, cmd.command)
+        row = await feature_store.message(self.pool, target_id, where.key)
+        if row is None:
+            raise errors.no_such_message(str(target_id))
+        return where, target_id, row
+
+    # --- the commands -------------------------------------------------------------------
+
+    async def _react(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        if len(cmd.params) < 2:
+            raise errors.need_more_params(cmd.command)
+        emoji = cmd.params[1]
+        if not valid_emoji(emoji):
+            raise errors.validation(f"{cmd.command}: {emoji!r} is not one emoji")
+        added = cmd.command == "REACT"
+        where, target_id, row = await self._target_message(caller, cmd, speak=added)
+        if row["deleted"]:
+            raise errors.no_such_message(str(target_id), "deleted")
+        present = await feature_store.has_reaction(self.pool, row["id"], caller.session_id, emoji)
+        if present == added:
+            return _answer(event_id)
+        event = ReactionChanged(
+            event_id=event_id,
+            ts=utcnow(),
+            message_id=target_id,
+            actor_id=caller.session_id,
+            actor=caller.nick,
+            to=where.name,
+            channel=where.channel,
+            peer_id=where.peer_id,
+            emoji=emoji,
+            added=added,
+        )
+        return await self._publish(event)
+
+    async def _edit(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        where, target_id, row = await self._target_message(caller, cmd, speak=True)
+        lines = check_lines(cmd.body, "EDIT")
+        problem = check_meta_signature(cmd.meta)
+        if problem:
+            raise errors.validation(problem)
+        if row["sender_id"] != caller.session_id:
+            raise errors.not_author()
+        if row["deleted"]:
+            raise errors.no_such_message(str(target_id), "deleted")
+        event = MessageEdited(
+            event_id=event_id,
+            ts=utcnow(),
+            message_id=target_id,
+            actor_id=caller.session_id,
+            actor=caller.nick,
+            to=where.name,
+            channel=where.channel,
+            peer_id=where.peer_id,
+            body=lines,
+            meta=cmd.meta,
+        )
+        return await self._publish(event)
+
+    async def _delete(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        where, target_id, row = await self._target_message(caller, cmd)
+        if row["sender_id"] != caller.session_id and not where.is_op:
+            if where.channel is not None:
+                raise errors.chanop_needed(where.name)
+            raise errors.not_author()
+        if row["deleted"]:
+            return _answer(event_id)
+        event = MessageDeleted(
+            event_id=event_id,
+            ts=utcnow(),
+            message_id=target_id,
+            actor_id=caller.session_id,
+            actor=caller.nick,
+            to=where.name,
+            channel=where.channel,
+            peer_id=where.peer_id,
+        )
+        return await self._publish(event)
+
+    async def _pin(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        if cmd.to and not is_channel(cmd.to):
+            raise errors.validation(f"{cmd.command}: pins belong to channels")
+        where, target_id, row = await self._target_message(caller, cmd)
+        if not where.is_op:
+            raise errors.chanop_needed(where.name)
+        pinned = cmd.command == "PIN"
+        if pinned and row["deleted"]:
+            raise errors.no_such_message(str(target_id), "deleted")
+        if row["pinned"] == pinned:
+            return _answer(event_id)
+        event = PinChanged(
+            event_id=event_id,
+            ts=utcnow(),
+            message_id=target_id,
+            actor_id=caller.session_id,
+            actor=caller.nick,
+            to=where.name,
+            channel=where.channel,
+            pinned=pinned,
+        )
+        return await self._publish(event)
+
+    async def _markread(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        where = await self.where(caller, cmd.to, "MARKREAD")
+        if not cmd.params:
+            raise errors.need_more_params("MARKREAD")
+        if not cmd.params[0].isdigit() or len(cmd.params[0]) > 18:
+            raise errors.validation("MARKREAD: the position must be a whole number")
+        pos = int(cmd.params[0])
+        if pos > await feature_store.last_pos(self.pool, where.key):
+            raise errors.validation(f"MARKREAD: {where.name} has no position {pos} yet")
+        marker = await feature_store.read_marker(self.pool, caller.session_id, where.key)
+        if marker is not None and marker >= pos:
+            return _answer(event_id)
+        event = ReadMarked(
+            event_id=event_id,
+            ts=utcnow(),
+            session_id=caller.session_id,
+            nick=caller.nick,
+            conversation=where.key,
+            to=where.name,
+            pos=pos,
+        )
+        return await self._publish(event)
+
+    async def _typing(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        where = await self.where(caller, cmd.to, "TYPING")
+        state = cmd.params[0] if cmd.params else "active"
+        if state not in ("active", "done"):
+            raise errors.validation("TYPING: the state is 'active' or 'done'")
+        wait = self.typing.take(f"{caller.client_id}\0{where.key}")
+        if wait:
+            raise errors.rate_limited(wait)
+        if where.channel is not None:
+            sessions = await feature_store.channel_sessions(self.pool, where.channel)
+        else:
+            assert where.peer_id is not None
+            sessions = [where.peer_id]
+        now = utcnow()
+        notice = ephemeral.Notice(
+            type="typing",
+            from_=caller.nick,
+            to=where.name,
+            state=state,
+            ts=rfc3339(now),
+            expires_in=ephemeral.TYPING_TTL if state == "active" else 0.5,
+        )
+        recipients = [s for s in sessions if s != caller.session_id]
+        if recipients:
+            payload = ephemeral.encode(ephemeral.Broadcast(sessions=recipients, notice=notice))
+            try:
+                await self.commands.nc.publish(ephemeral.subject(self.commands.subjects), payload)
+            except Exception as error:  # nothing stored, nothing to retry: say so
+                raise errors.unavailable("notices cannot be relayed now") from error
+        return _answer(event_id, rfc3339(now))
+
+    async def _pubkey(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
+        body = cmd.body
+        if not isinstance(body, dict) or set(body) != {"alg", "key"}:
+            raise errors.validation('PUBKEY: body must be {"alg": "ed25519", "key": base64}')
+        if body["alg"] != ALG:
+            raise errors.validation(f"PUBKEY: only {ALG} keys are supported")
+        key = body["key"]
+        if not isinstance(key, str) or public_key(key) is None:
+            raise errors.validation("PUBKEY: key must be the base64 of a 32-byte Ed25519 key")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await feature_store.set_signing_key(conn, caller.session_id, key)
+            channels = await store.channel_folds_of(conn, caller.session_id)
+            event = KeyAnnounced(
+                event_id=event_id,
+                ts=utcnow(),
+                session_id=caller.session_id,
+                nick=caller.nick,
+                alg=ALG,
+                key=key,
+                channels=channels,
+            )
+            await self.commands.outbox.add(conn, [event])
+        await self.commands._flush(user_target(caller.session_id))
+        return _answer(event_id, rfc3339(event.ts))
+
+    async def _publish(self, event: AnyEvent) -> dict[str, Any]:
+        commands = self.commands
+        try:
+            await publish_event(
+                commands.js, commands.subjects, event, self.settings.request_timeout
+            )
+        except Exception as error:  # outcome unknown: the caller retries with its key
+            raise errors.unavailable("event stream unavailable; retry with the same key") from error
+        return _answer(event.event_id, rfc3339(event.ts))
+
+
+def _answer(event_id: uuid.UUID, ts: str | None = None) -> dict[str, Any]:
+    return {"id": str(event_id), "ts": ts or rfc3339(utcnow()), "replies": []}
