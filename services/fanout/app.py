@@ -55,7 +55,7 @@ class DeliveryProjection:
                 except msgspec.DecodeError as error:
                     await _park_in(conn, self.stream, delivery, repr(error))
             done = await store.already_projected(conn, [e.event_id for e in events])
-            fresh = [e for e in events if e.event_id not in done]
+            fresh = await extras.admit(conn, [e for e in events if e.event_id not in done])
             for segment in segments(fresh):
                 await store.apply_changes(conn, segment.before)
                 last_seqs, written = await store.write_items(conn, segment.items)

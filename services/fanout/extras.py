@@ -9,10 +9,11 @@ Their effects are kept in tables that refer to the message by foreign key, so
 trimming a message takes them along; ``sweep`` then removes the change items
 left pointing at nothing once no queue holds them.
 
-Effects are applied in stream order, after the batch's items are written, and
-each is guarded by the state it finds (a reaction or edit of a deleted message
-changes nothing; an edit that does not apply has its text removed), so a race
-between two commands decided at the gateway can never bring deleted text back.
+Changes that would change nothing are dropped before the batch is written
+(``admit``). Effects are applied in stream order, after the batch's items are
+written, each guarded by the state it finds (an edit that does not apply has
+its text removed), so a race between two commands decided at the gateway
+never brings deleted text back.
 """
 
 from __future__ import annotations
@@ -112,6 +113,95 @@ def _change(
         channel=event.channel,
         sessions=dm,
     )
+
+
+async def admit(conn: Conn, events: list[AnyEvent]) -> list[AnyEvent]:
+    """The batch without the changes that would change nothing, so no item announces them.
+
+    The gateway refuses these already, from what is projected; two commands
+    racing past it (a double click) are settled here, in stream order: a
+    reaction already there or not there, a pin already so, a second delete,
+    anything but an edit of a deleted message, a read marker not moving on.
+    """
+    changes = [e for e in events if isinstance(e, MessageChange | ReadMarked)]
+    if not changes:
+        return events
+    state = await _State.load(conn, changes)
+    return [e for e in events if state.admits(e)]
+
+
+class _State:
+    """What the changes of a batch find, updated as they are admitted in order."""
+
+    def __init__(self) -> None:
+        self.reactions: set[tuple[uuid.UUID, uuid.UUID, str]] = set()
+        self.deleted: set[uuid.UUID] = set()
+        self.pinned: set[uuid.UUID] = set()
+        self.markers: dict[tuple[uuid.UUID, str], int] = {}
+
+    @classmethod
+    async def load(cls, conn: Conn, changes: Sequence[AnyEvent]) -> _State:
+        state = cls()
+        ids = list({e.message_id for e in changes if isinstance(e, MessageChange)})
+        if ids:
+            for row in await conn.fetch(_LOAD_REACTIONS, ids):
+                state.reactions.add((row["event_id"], row["session_id"], row["emoji"]))
+            for row in await conn.fetch(_LOAD_FLAGS, ids):
+                if row["deleted"]:
+                    state.deleted.add(row["event_id"])
+                if row["pinned"]:
+                    state.pinned.add(row["event_id"])
+        marks = [e for e in changes if isinstance(e, ReadMarked)]
+        if marks:
+            rows = await conn.fetch(
+                _LOAD_MARKERS, [e.session_id for e in marks], [e.conversation for e in marks]
+            )
+            state.markers = {(r["session_id"], r["target"]): r["pos"] for r in rows}
+        return state
+
+    def admits(self, event: AnyEvent) -> bool:
+        match event:
+            case ReactionChanged():
+                key = (event.message_id, event.actor_id, event.emoji)
+                if event.message_id in self.deleted or (key in self.reactions) == event.added:
+                    return False
+                (self.reactions.add if event.added else self.reactions.discard)(key)
+            case PinChanged():
+                message = event.message_id
+                if message in self.deleted or (message in self.pinned) == event.pinned:
+                    return False
+                (self.pinned.add if event.pinned else self.pinned.discard)(message)
+            case MessageDeleted():
+                if event.message_id in self.deleted:
+                    return False
+                self.deleted.add(event.message_id)
+                self.pinned.discard(event.message_id)
+                self.reactions = {r for r in self.reactions if r[0] != event.message_id}
+            case ReadMarked():
+                key2 = (event.session_id, event.conversation)
+                if self.markers.get(key2, -1) >= event.pos:
+                    return False
+                self.markers[key2] = event.pos
+        return True
+
+
+_LOAD_REACTIONS = """
+SELECT m.event_id, r.session_id, r.emoji FROM delivery.reactions r
+JOIN delivery.messages m ON m.id = r.message_id WHERE m.event_id = ANY($1::uuid[])
+"""
+
+_LOAD_FLAGS = """
+SELECT m.event_id,
+       EXISTS (SELECT 1 FROM delivery.tombstones t WHERE t.message_id = m.id) AS deleted,
+       EXISTS (SELECT 1 FROM delivery.pins p WHERE p.message_id = m.id) AS pinned
+FROM delivery.messages m WHERE m.event_id = ANY($1::uuid[])
+"""
+
+_LOAD_MARKERS = """
+SELECT r.session_id, r.target, r.pos FROM delivery.read_markers r
+JOIN unnest($1::uuid[], $2::text[]) AS u(session_id, target)
+    ON r.session_id = u.session_id AND r.target = u.target
+"""
 
 
 async def project(conn: Conn, events: Sequence[AnyEvent]) -> None:
