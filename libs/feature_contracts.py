@@ -16,7 +16,7 @@ class SearchRequest(msgspec.Struct, frozen=True):
     session_id: uuid.UUID
     q: str
     target: str | None = None
-    before: int | None = None
+    before: str | None = None
     limit: int = 20
 
 

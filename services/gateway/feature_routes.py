@@ -80,13 +80,12 @@ async def search(
     gw: GatewayDep,
     q: Annotated[str, Query(min_length=1, max_length=200)],
     target: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    before: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+    before: Annotated[str | None, Query(pattern=r"^\d{1,20}\.\d{1,19}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Full-text search over the channels the caller is in and its own DMs, newest first;
     ``before`` takes the ``next`` of the previous page."""
-    cursor = int(before) if before is not None else None
-    request = SearchRequest(caller.session_id, q, target, cursor, limit)
+    request = SearchRequest(caller.session_id, q, target, before, limit)
     return await _history(gw, "search", request, SearchResult)
 
 

@@ -4,6 +4,7 @@ paged by a cursor."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from services.history.access import conversation_key
 
 MAX_LIMIT = 100
 MAX_QUERY = 200
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The expression matches the index messages_search_idx (migration 0005) exactly.
 _SEARCH = f"""
@@ -28,11 +30,25 @@ WHERE m.command IN ('PRIVMSG', 'NOTICE')
        OR (m.target LIKE 'dm:%'
            AND $1::text IN (split_part(m.target, ':', 2), split_part(m.target, ':', 3))))
   AND ($3::text IS NULL OR m.target = $3)
-  AND ($4::bigint IS NULL OR m.id < $4)
+  AND ($4::timestamptz IS NULL OR (m.created_at, m.id) < ($4, $7))
   AND m.pos > t.last_pos - $6
-ORDER BY m.id DESC
+ORDER BY m.created_at DESC, m.id DESC
 LIMIT $5
 """
+
+
+def cursor(row: Any) -> str:
+    """Where the next page starts: the time (microseconds) and row id of the last result."""
+    ts = row["created_at"]
+    micros = (ts - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{row['id']}"
+
+
+def parse_cursor(text: str) -> tuple[datetime, int]:
+    micros, _, row_id = text.partition(".")
+    if not (micros.isdigit() and row_id.isdigit() and len(micros) <= 20 and len(row_id) <= 19):
+        raise errors.validation("before must be the next cursor of a previous page")
+    return EPOCH + timedelta(microseconds=int(micros)), int(row_id)
 
 
 class Search:
@@ -51,16 +67,18 @@ class Search:
         key = None
         if request.target is not None:
             key = await conversation_key(self.pool, request.session_id, request.target)
+        before, before_id = parse_cursor(request.before) if request.before else (None, 0)
         rows = await self.pool.fetch(
             _SEARCH,
             request.session_id,
             query,
             key,
-            request.before,
+            before,
             request.limit + 1,
             self.keep,
+            before_id,
         )
         page = rows[: request.limit]
         items = await summary.attach(self.pool, [item_from_row(r) for r in page])
         more = len(rows) > request.limit
-        return SearchResult(messages=items, next=str(page[-1]["id"]) if more else None)
+        return SearchResult(messages=items, next=cursor(page[-1]) if more else None)

@@ -53,18 +53,29 @@ async def test_replies_are_checked_and_a_thread_is_fetched_whole(system: System)
     elsewhere = await said(eve, "#other", "not here", eve)
 
     # The parent must exist in the same conversation, and be an id.
-    await refused(bob, 404, "ERR_NO_SUCH_MESSAGE", "PRIVMSG", to="#t", body=["x"],
-                  meta={"reply_to": elsewhere})
-    await refused(bob, 400, "ERR_VALIDATION", "PRIVMSG", to="#t", body=["x"],
-                  meta={"reply_to": "not-an-id"})
-    await refused(bob, 404, "ERR_NO_SUCH_MESSAGE", "PRIVMSG", to="alice", body=["x"],
-                  meta={"reply_to": root})
+    await refused(
+        bob,
+        404,
+        "ERR_NO_SUCH_MESSAGE",
+        "PRIVMSG",
+        to="#t",
+        body=["x"],
+        meta={"reply_to": elsewhere},
+    )
+    await refused(
+        bob, 400, "ERR_VALIDATION", "PRIVMSG", to="#t", body=["x"], meta={"reply_to": "not-an-id"}
+    )
+    await refused(
+        bob, 404, "ERR_NO_SUCH_MESSAGE", "PRIVMSG", to="alice", body=["x"], meta={"reply_to": root}
+    )
 
     response = await bob.http.get("/api/v1/thread", params={"target": "#t", "id": root})
     assert response.status_code == 200, response.text
     thread = response.json()
     assert [i["body"] for i in thread["messages"]] == [
-        ["what do we ship?"], ["the parser"], ["and the docs"]
+        ["what do we ship?"],
+        ["the parser"],
+        ["and the docs"],
     ]
     assert thread["messages"][1]["meta"] == {"reply_to": root}
     assert thread["has_more"] is False
@@ -122,8 +133,14 @@ async def test_reactions_reach_members_once_each_and_summarise_history(system: S
 
     await refused(bob, 400, "ERR_VALIDATION", "REACT", to="#r", params=[line, "lol"])
     await refused(bob, 400, "ERR_VALIDATION", "REACT", to="#r", params=[line, "🎉 🎉"])
-    await refused(bob, 404, "ERR_NO_SUCH_MESSAGE", "REACT", to="#r",
-                  params=["00000000-0000-0000-0000-000000000000", "🎉"])
+    await refused(
+        bob,
+        404,
+        "ERR_NO_SUCH_MESSAGE",
+        "REACT",
+        to="#r",
+        params=["00000000-0000-0000-0000-000000000000", "🎉"],
+    )
     outsider = await ApiClient.create(system.base_url, "dave")
     await refused(outsider, 403, "ERR_NOTONCHANNEL", "REACT", to="#r", params=[line, "🎉"])
     await close(alice, bob, carol, outsider)

@@ -89,3 +89,35 @@ def test_subjects_partition_by_target_stably() -> None:
     assert partition_of("#general", 8) == partition  # no per-process hash seed
     assert {partition_of(f"#c{n}", 8) for n in range(200)} == set(range(8))
     assert subjects.partition_filter(3) == "chinwag.ev.3.>"
+
+
+def test_events_beyond_irc_evolve_by_defaults() -> None:
+    from libs.events import MessageEdited, ReactionChanged
+
+    old_style = msgspec.json.encode(
+        {
+            "type": "message.reaction",
+            "event_id": str(uuid.uuid4()),
+            "ts": "2026-11-23T10:00:00.000000Z",
+            "message_id": str(uuid.uuid4()),
+            "actor_id": str(uuid.uuid4()),
+            "actor": "alice",
+            "to": "#a",
+            "channel": "#a",
+            "emoji": "👍",
+        }
+    )
+    event = decode_event(old_style)
+    assert isinstance(event, ReactionChanged) and event.added is True
+    assert event.target == "#a"
+    edit = MessageEdited(
+        event_id=new_event_id(),
+        ts=utcnow(),
+        message_id=uuid.uuid4(),
+        actor_id=uuid.uuid4(),
+        actor="bob",
+        to="alice",
+        peer_id=uuid.uuid4(),
+    )
+    assert decode_event(encode_event(edit)) == edit
+    assert edit.target == dm_target(edit.actor_id, edit.peer_id)  # type: ignore[arg-type]
