@@ -9,6 +9,7 @@ the main views land in ``test-artifacts/``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
 
-from tests.harness import ApiClient, System
+from tests.harness import ApiClient, System, until
 
 pytestmark = pytest.mark.integration
 
@@ -419,3 +420,97 @@ async def test_scrolling_up_pages_through_history(
     )
     await alice.screenshot("history")
     alice.healthy()
+
+
+async def test_reactions_replies_edits_deletes_typing_and_unread_across_devices(
+    browser: Browser, system: System, users: Users
+) -> None:
+    context = await browser.new_context(viewport=DESKTOP)
+    laptop = await Tab.open(context, system.base_url)
+    await laptop.connect("alice", "opensesame")
+    await laptop.join("#room")
+    bob = await users("bob")
+    await bob.join("#room")
+    hello = await bob.say("#room", "hello alice")
+    await expect(laptop.lines()).to_have_text(["hello alice"])
+    line = laptop.page.locator(f'.line[data-msg="{hello["id"]}"]')
+
+    # A reaction from the palette, then bob's: one chip, counted, alice's marked hers.
+    await line.hover()
+    await line.locator("button.pick").click()
+    await line.locator('.palette button[data-emoji="🎉"]').click()
+    chip = line.locator(".reaction")
+    await expect(chip).to_have_text("🎉 1")
+    await expect(chip).to_have_class(re.compile(r"\bmine\b"))
+    await bob.ok("REACT", to="#room", params=[hello["id"], "🎉"])
+    await expect(chip).to_have_text("🎉 2")
+    await expect(chip).to_have_attribute("title", "alice, bob")
+    got = await bob.receive_until(lambda i: i["command"] == "REACT" and i["from"] == "alice")
+    assert next(i["params"] for i in got if i["command"] == "REACT") == [hello["id"], "🎉"]
+
+    # A reply quotes what it answers.
+    await line.hover()
+    await line.locator("button.reply").click()
+    await expect(laptop.page.locator("#mode")).to_contain_text("Replying to bob: hello alice")
+    await laptop.type("hi bob")
+    await expect(laptop.page.locator("#mode")).to_be_hidden()
+    reply = (await bob.receive_until(lambda i: i["body"] == ["hi bob"]))[-1]
+    assert reply["meta"] == {"reply_to": hello["id"]}
+    mine = laptop.page.locator(f'.line[data-msg="{reply["id"]}"]')
+    await expect(mine.locator(".quote")).to_have_text("↪ bob: hello alice")
+
+    # Editing one's own line; bob's edit shows too, marked.
+    await mine.hover()
+    await mine.locator("button.edit").click()
+    await expect(laptop.page.locator("#input")).to_have_value("hi bob")
+    await laptop.type("hi bob, welcome")
+    await expect(mine.locator(".text")).to_contain_text("hi bob, welcome (edited)")
+    edit = (await bob.receive_until(lambda i: i["command"] == "EDIT"))[-1]
+    assert (edit["params"], edit["body"]) == ([reply["id"]], ["hi bob, welcome"])
+    await bob.ok("EDIT", to="#room", params=[hello["id"]], body=["hello, alice"])
+    await expect(line.locator(".text")).to_contain_text("hello, alice (edited)")
+
+    # alice created #room, so she may delete bob's line: a tombstone stays.
+    await expect(line.locator("button.delete")).to_have_count(1)
+    await line.hover()
+    await line.locator("button.delete").click()
+    await expect(line.locator(".tombstone")).to_have_text("message deleted")
+    await expect(line.locator(".reaction")).to_have_count(0)
+    await expect(mine.locator(".quote")).to_have_text("↪ bob: hello alice")  # as it was seen
+
+    # Typing shows under the lines until the line arrives (or the notice expires).
+    await bob.ok("TYPING", to="#room")
+    await expect(laptop.page.locator("#typing")).to_have_text("bob is typing…")
+    last = await bob.say("#room", "done typing")
+    await expect(laptop.page.locator("#typing")).to_be_hidden()
+    await laptop.screenshot("features")
+
+    # The laptop has read #room up to bob's last line: the marker says so.
+    token = await laptop.page.evaluate("JSON.parse(sessionStorage.getItem('chinwag.auth')).token")
+    me = ApiClient(system.base_url, token, "alice", "", "")
+    last_pos = (await bob.receive_until(lambda i: i["id"] == last["id"]))[-1]["pos"]
+
+    async def marked() -> bool:
+        state = (await me.http.get("/api/v1/state")).json()
+        return bool(state["read"].get("#room") == last_pos)
+
+    await until(marked, 10, "the laptop's read marker")
+    await laptop.page.keyboard.press("Alt+1")
+
+    # A second device: lines arriving count as unread on both; reading them on the phone
+    # clears the laptop's count.
+    phone = await Tab.open(context, system.base_url)
+    await phone.connect("alice", "opensesame", how="login")
+    await expect(phone.tab("#room")).to_have_count(1)
+    await bob.say("#room", "news 1")
+    await bob.say("#room", "news 2")
+    for tab in (laptop, phone):
+        await expect(tab.tab("#room").locator(".badge")).to_have_text("2")
+    assert (await me.http.get("/api/v1/state")).json()["unread"]["#room"] == 2
+    await phone.show("#room")
+    await expect(phone.lines().last).to_have_text("news 2")
+    await expect(laptop.tab("#room").locator(".badge")).to_have_count(0)
+    assert (await me.http.get("/api/v1/state")).json()["unread"]["#room"] == 0
+    await me.close()
+    laptop.healthy()
+    phone.healthy()

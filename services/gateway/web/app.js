@@ -93,11 +93,18 @@ function resizeInput() {
   ui.input.style.height = `${Math.min(ui.input.scrollHeight, 160)}px`;
 }
 
-ui.input.addEventListener("input", resizeInput);
+ui.input.addEventListener("input", () => {
+  resizeInput();
+  client?.typed(ui.input.value);
+});
 
 ui.input.addEventListener("keydown", (event) => {
   if (!client || event.isComposing) return;
-  if (event.key === "Enter" && !event.shiftKey) {
+  if (event.key === "Escape" && client.mode) {
+    event.preventDefault();
+    if (client.mode.kind === "edit") ui.input.value = "";
+    client.setMode(null);
+  } else if (event.key === "Enter" && !event.shiftKey) {
     event.preventDefault();
     ui.form.requestSubmit();
   } else if (event.key === "Tab" && !event.shiftKey && !event.altKey && !event.ctrlKey) {
@@ -158,6 +165,25 @@ ui.toggleMembers.addEventListener("click", () => {
 });
 
 ui.logout.addEventListener("click", () => client?.logout());
+
+// The buttons on chat lines: reply, react (☺ opens a palette), edit, delete.
+ui.logs.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  const line = button?.closest(".line[data-msg]");
+  if (!client || !line) return;
+  if (button.dataset.action === "pick") {
+    line.classList.toggle("picking");
+    return;
+  }
+  line.classList.remove("picking");
+  client.lineAction(button.dataset.action, line.dataset.msg, button.dataset.emoji);
+});
+
+ui.modeCancel.addEventListener("click", () => {
+  if (client?.mode?.kind === "edit") ui.input.value = "";
+  client?.setMode(null);
+  ui.input.focus();
+});
 
 document.addEventListener("visibilitychange", () => {
   if (!client || document.hidden) return;

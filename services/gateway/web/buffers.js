@@ -1,7 +1,7 @@
 // A buffer is one tab: the server tab, a channel, or a DM. It owns its lines,
 // their DOM, its scroll position and what the tab's snapshot keeps of it.
 
-import { fold } from "./irc.js";
+import { fold, same } from "./irc.js";
 import { isChat, lineNode } from "./render.js";
 
 const SNAPSHOT_LINES = 400;
@@ -27,6 +27,8 @@ export class Buffer {
     this.stuck = true; // scrolled to the bottom: new lines keep it there
     this.lines = [];
     this.ids = new Set();
+    this.readPos = null; // the session's read marker here, as last heard
+    this.typing = new Map(); // folded nick → {nick, until}
 
     this.el = document.createElement("div");
     this.el.className = `buffer ${kind}`;
@@ -74,6 +76,7 @@ export class Buffer {
   append(line, follow = true) {
     if (line.id && this.ids.has(line.id)) return false;
     if (line.id) this.ids.add(line.id);
+    this.quote(line);
     const node = lineNode(line);
     this.lines.push({ line, node });
     this.list.append(node);
@@ -88,6 +91,7 @@ export class Buffer {
     for (const line of lines) {
       if (line.id && this.ids.has(line.id)) continue;
       if (line.id) this.ids.add(line.id);
+      this.quote(line);
       const node = lineNode(line);
       const at = this.lines.findIndex((entry) => entry.line.pos != null && entry.line.pos > line.pos);
       if (at < 0) {
@@ -111,6 +115,82 @@ export class Buffer {
       if (line.pos != null && (oldest === null || line.pos < oldest)) oldest = line.pos;
     }
     return oldest;
+  }
+
+  /** The newest history position shown (the read marker moves up to it). */
+  latestPos() {
+    let latest = null;
+    for (const { line } of this.lines) {
+      if (line.pos != null && (latest === null || line.pos > latest)) latest = line.pos;
+    }
+    return latest;
+  }
+
+  /** A reply shows the start of the line it answers, when that line is here. */
+  quote(line) {
+    if (!line.replyTo || line.quote) return;
+    const parent = this.lines.find((entry) => entry.line.id === line.replyTo)?.line;
+    if (parent && !parent.deleted) line.quote = { nick: parent.nick, text: parent.text.slice(0, 80) };
+  }
+
+  /** Re-draw the lines of chat item ``msg`` after ``change(firstLine)``; false when absent. */
+  change(msg, change) {
+    const entries = this.lines.filter((entry) => entry.line.msg === msg);
+    if (!entries.length) return false;
+    const replaced = change(entries[0].line, entries.map((entry) => entry.line));
+    const lines = replaced ?? entries.map((entry) => entry.line);
+    const at = this.lines.indexOf(entries[0]);
+    const fresh = lines.map((line) => ({ line, node: lineNode(line) }));
+    entries[0].node.before(...fresh.map((entry) => entry.node));
+    for (const entry of entries) {
+      entry.node.remove();
+      if (entry.line.id) this.ids.delete(entry.line.id);
+    }
+    for (const entry of fresh) if (entry.line.id) this.ids.add(entry.line.id);
+    this.lines.splice(at, entries.length, ...fresh);
+    return true;
+  }
+
+  react(msg, emoji, nick, added) {
+    return this.change(msg, (first) => {
+      const reactions = (first.reactions ?? []).map((r) => ({ ...r, nicks: [...r.nicks] }));
+      let found = reactions.find((r) => r.emoji === emoji);
+      if (added && !found) reactions.push((found = { emoji, count: 0, nicks: [] }));
+      if (!found) return;
+      found.nicks = found.nicks.filter((n) => !same(n, nick));
+      if (added) found.nicks.push(nick);
+      found.count = found.nicks.length;
+      first.reactions = reactions.filter((r) => r.count > 0);
+    });
+  }
+
+  edit(msg, body, ts) {
+    return this.change(msg, (first) => {
+      if (first.deleted) return;
+      return body.map((text, index) => ({
+        ...first,
+        id: index ? `${msg}/${index}` : msg,
+        text,
+        edited: ts,
+        mention: false,
+        ...(index ? { replyTo: null, reactions: [] } : {}),
+      }));
+    });
+  }
+
+  tombstone(msg, by, ts) {
+    return this.change(msg, (first) => [
+      { ...first, id: msg, text: "", deleted: { by, ts }, reactions: [], edited: null },
+    ]);
+  }
+
+  /** The session read up to ``pos`` (here or on another device): recount what is unread. */
+  markRead(pos) {
+    this.readPos = Math.max(this.readPos ?? 0, pos);
+    this.unread = this.lines.filter(({ line }) =>
+      this.countsAsUnread(line) && !line.deleted && line.pos != null && line.pos > this.readPos
+      && line.id === line.msg).length;
+    if (!this.unread) this.mention = false;
   }
 
   clear() {
@@ -144,6 +224,7 @@ export class Buffer {
       unread: this.unread,
       mention: this.mention,
       hasMore: this.hasMore,
+      readPos: this.readPos,
       lines: this.lines.slice(-SNAPSHOT_LINES).map((entry) => entry.line),
     };
   }
@@ -154,6 +235,7 @@ export class Buffer {
     buffer.joined = Boolean(saved.joined);
     buffer.unread = saved.unread ?? 0;
     buffer.mention = Boolean(saved.mention);
+    buffer.readPos = saved.readPos ?? null;
     const trimmed = (saved.lines?.length ?? 0) >= SNAPSHOT_LINES;
     buffer.hasMore = saved.kind === "server" ? false : trimmed ? null : saved.hasMore ?? null;
     for (const line of saved.lines ?? []) buffer.append(line, false);

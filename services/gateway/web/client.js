@@ -9,13 +9,14 @@ import { Buffer, SERVER, bufferKey } from "./buffers.js";
 import { UsageError, commandNames, helpLines, interpret } from "./commands.js";
 import { Composer } from "./composer.js";
 import { fold, isChannel, same } from "./irc.js";
-import { conversation, describe, localLine, nickNode } from "./render.js";
+import { conversation, describe, localLine, nickNode, setMe } from "./render.js";
 import { ui } from "./ui.js";
 import { renderMembers, renderTabs, renderTopic } from "./view.js";
 
 export const STORE = { auth: "chinwag.auth", seq: "chinwag.seq", view: "chinwag.view" };
 const POLL_WAIT = 25; // seconds a long-poll may wait on the server
 const MAX_BACKOFF = 30000;
+const TYPING_EVERY = 3000; // ms between two TYPING notices of one tab
 
 export function readJson(key) {
   try {
@@ -48,6 +49,9 @@ export class Client {
     this.composer = new Composer(ui.input);
     this.outgoing = Promise.resolve();
     this.waiting = new Map(); // item id → a reply to show right after that item
+    this.mode = null; // {kind: "reply" | "edit", msg, key}: what the next line does
+    this.marking = new Map(); // buffer key → timer of a pending MARKREAD
+    this.typedAt = new Map(); // buffer key → when TYPING was last sent
   }
 
   get me() {
@@ -66,6 +70,7 @@ export class Client {
   // --- lifecycle -------------------------------------------------------------------
 
   start(fresh) {
+    setMe(this.me);
     const view = fresh ? null : readJson(STORE.view);
     if (view?.buffers?.length) {
       for (const saved of view.buffers) this.track(Buffer.restore(saved, ui.logs));
@@ -83,6 +88,7 @@ export class Client {
       this.bootstrap();
     }
     this.save();
+    this.syncUnread();
     this.poll();
   }
 
@@ -201,6 +207,8 @@ export class Client {
       this.seq = item.seq;
     }
     this.seq = Math.max(this.seq, page.last_seq ?? 0);
+    for (const notice of page.ephemeral ?? []) this.noticed(notice);
+    if (page.messages.length) this.markSoon(this.active);
     this.save();
     this.renderChrome();
   }
@@ -285,6 +293,20 @@ export class Client {
         this.away = (item.body ?? []).some((line) => line.trim());
         this.deliver(this.server(), item);
         break;
+      case "REACT":
+      case "UNREACT":
+      case "EDIT":
+      case "DELETE":
+      case "PIN":
+      case "UNPIN":
+        this.changed(item);
+        break;
+      case "MARKREAD": {
+        const buffer = this.buffers.get(bufferKey("dm", item.to));
+        const pos = Number(item.params?.[0]);
+        if (buffer && Number.isFinite(pos)) buffer.markRead(pos);
+        break;
+      }
       default:
         this.deliver(this.server(), item);
     }
@@ -340,8 +362,147 @@ export class Client {
     if (!shown) this.deliver(this.server(), item);
   }
 
+  /** A change to a chat line (REACT, EDIT, DELETE, PIN …), in the tab that shows it. */
+  changed(item) {
+    const where = conversation(item, this.me);
+    const buffer = this.buffers.get(bufferKey(isChannel(where) ? "channel" : "dm", where));
+    if (!buffer) return;
+    const msg = item.params?.[0];
+    switch (item.command) {
+      case "REACT":
+      case "UNREACT":
+        buffer.react(msg, item.params?.[1], item.from, item.command === "REACT");
+        break;
+      case "EDIT":
+        if (item.body?.length) buffer.edit(msg, item.body.map(String), item.ts);
+        break;
+      case "DELETE":
+        buffer.tombstone(msg, item.from, item.ts);
+        if (this.mode?.msg === msg) this.setMode(null);
+        break;
+      default:
+        this.deliver(buffer, item);
+    }
+    this.scheduleSave();
+  }
+
+  /** An ephemeral notice (typing): shown under the tab's lines until it expires. */
+  noticed(notice) {
+    if (notice.type !== "typing") return;
+    const where = conversation(notice, this.me);
+    const buffer = this.buffers.get(bufferKey(isChannel(where) ? "channel" : "dm", where));
+    if (!buffer) return;
+    const key = fold(notice.from);
+    if (notice.state === "active") {
+      const wait = Math.max(0, Number(notice.expires_in) || 0) * 1000;
+      buffer.typing.set(key, { nick: notice.from, until: Date.now() + wait });
+      setTimeout(() => this.renderTyping(), wait + 50);
+    } else {
+      buffer.typing.delete(key);
+    }
+    this.renderTyping();
+  }
+
+  renderTyping() {
+    const buffer = this.active;
+    const now = Date.now();
+    for (const [key, entry] of buffer?.typing ?? []) if (entry.until <= now) buffer.typing.delete(key);
+    const nicks = [...(buffer?.typing.values() ?? [])].map((entry) => entry.nick);
+    ui.typing.hidden = !nicks.length;
+    ui.typing.textContent = nicks.length === 1 ? `${nicks[0]} is typing…`
+      : nicks.length ? `${nicks.slice(0, -1).join(", ")} and ${nicks.at(-1)} are typing…` : "";
+  }
+
+  /** Tell the other devices this tab was read up to its newest line (soon, once per burst). */
+  markSoon(buffer, delay = 1000) {
+    if (!buffer || buffer.kind === "server" || this.marking.has(buffer.key)) return;
+    this.marking.set(buffer.key, setTimeout(() => {
+      this.marking.delete(buffer.key);
+      this.markRead(buffer);
+    }, delay));
+  }
+
+  markRead(buffer) {
+    if (this.stopped || document.hidden || buffer !== this.active) return;
+    if (buffer.kind === "channel" && !buffer.joined) return;
+    const pos = buffer.latestPos();
+    if (pos == null || pos <= (buffer.readPos ?? 0)) return;
+    buffer.readPos = pos;
+    this.api.send({ command: "MARKREAD", to: buffer.name, params: [String(pos)] }).catch(() => {});
+  }
+
+  /** Unread counts and read markers as the server has them (another device may have read). */
+  async syncUnread() {
+    try {
+      const state = await this.api.state();
+      if (this.stopped) return;
+      for (const [name, count] of Object.entries(state.unread ?? {})) {
+        const known = this.buffers.get(bufferKey("dm", name));
+        const buffer = known ?? (count && !isChannel(name) ? this.dm(name) : null);
+        if (!buffer) continue;
+        if (state.read?.[name] != null) buffer.readPos = state.read[name];
+        if (buffer !== this.active) buffer.unread = count;
+      }
+      this.markRead(this.active);
+      this.renderChrome();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) this.failed(error);
+    }
+  }
+
+  /** Someone is typing in the active tab: say so, at most every few seconds. */
+  typed(text) {
+    const buffer = this.active;
+    if (!text.trim() || text.startsWith("/") || buffer.kind === "server") return;
+    if (buffer.kind === "channel" && !buffer.joined) return;
+    const last = this.typedAt.get(buffer.key) ?? 0;
+    if (Date.now() - last < TYPING_EVERY) return;
+    this.typedAt.set(buffer.key, Date.now());
+    this.api.send({ command: "TYPING", to: buffer.name, params: ["active"] }).catch(() => {});
+  }
+
+  /** A button on a chat line: reply, react, edit or delete. */
+  lineAction(action, msg, emoji) {
+    const buffer = this.active;
+    const line = buffer.lines.find((entry) => entry.line.id === msg)?.line;
+    if (!line || buffer.kind === "server") return;
+    const to = buffer.name;
+    switch (action) {
+      case "react": {
+        const mine = (line.reactions ?? []).some((r) => r.emoji === emoji
+          && r.nicks.some((nick) => same(nick, this.me)));
+        this.send({ command: mine ? "UNREACT" : "REACT", to, params: [msg, emoji] }, buffer);
+        break;
+      }
+      case "reply":
+        this.setMode({ kind: "reply", msg, key: buffer.key, nick: line.nick, text: line.text });
+        break;
+      case "edit": {
+        const text = buffer.lines.filter((e) => e.line.msg === msg).map((e) => e.line.text);
+        this.setMode({ kind: "edit", msg, key: buffer.key, nick: line.nick, text: line.text });
+        ui.input.value = text.join("\n");
+        break;
+      }
+      case "delete":
+        this.send({ command: "DELETE", to, params: [msg] }, buffer);
+        break;
+    }
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+    ui.mode.hidden = !mode;
+    ui.modeText.replaceChildren();
+    if (mode) {
+      ui.modeText.append(mode.kind === "edit" ? "Editing your message" : "Replying to ",
+        ...(mode.kind === "edit" ? [] : [nickNode(mode.nick)]), `: ${mode.text.slice(0, 60)}`);
+      ui.input.focus();
+    }
+  }
+
   /** Show an item's lines in ``buffer``, counting them as unread when it is not in view. */
   deliver(buffer, item) {
+    if (item.command === "PRIVMSG" || item.command === "NOTICE") buffer.typing.delete(fold(item.from));
     const unseen = buffer.key !== this.activeKey || document.hidden;
     for (const line of describe(item, this.me)) {
       if (!buffer.append(line) || !unseen || !buffer.countsAsUnread(line)) continue;
@@ -433,8 +594,11 @@ export class Client {
     buffer.mention = false;
     if (buffer.stuck) buffer.scrollToEnd();
     this.composer.reset();
+    if (this.mode && this.mode.key !== buffer.key) this.setMode(null);
     this.renderChrome();
+    this.renderTyping();
     this.fill(buffer);
+    this.markRead(buffer);
     this.scheduleSave();
   }
 
@@ -517,6 +681,15 @@ export class Client {
       return;
     }
     if (!intent) return;
+    const mode = this.mode;
+    if (mode && intent.send?.command === "PRIVMSG" && !text.startsWith("/") && mode.key === origin.key) {
+      this.setMode(null);
+      if (mode.kind === "edit") {
+        intent.send = { command: "EDIT", to: origin.name, params: [mode.msg], body: intent.send.body };
+      } else {
+        intent.send.meta = { reply_to: mode.msg };
+      }
+    }
     if (intent.local) {
       this.local(intent.local, origin);
     } else if (intent.open) {
@@ -613,6 +786,8 @@ export class Client {
 
   renderMembers() {
     renderMembers(ui, this.active);
+    const me = this.active.members.find((m) => same(m.nick, this.me));
+    this.active.el.classList.toggle("op", me?.prefix === "@");
   }
 
   setStatus(text) {

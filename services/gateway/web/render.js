@@ -11,7 +11,9 @@ const TRAILING = /[.,;:!?'"*]+$/;
 /**
  * A line of a buffer, as stored in the tab's snapshot:
  * ``{id, pos, ts, kind, nick, text, self, mention}`` where kind is one of
- * msg, action, notice, event, info, error.
+ * msg, action, notice, event, info, error. The lines of a chat item also
+ * carry ``msg`` (the item's id); its first line carries what happened to it:
+ * ``replyTo`` (and ``quote``), ``reactions``, ``edited``, ``deleted``.
  */
 export function localLine(kind, text, nick = null) {
   return { id: null, pos: null, ts: new Date().toISOString(), kind, nick, text };
@@ -42,9 +44,21 @@ export function describe(item, me) {
   const one = (kind, text, extra = {}) => [{ ...base, id: item.id, kind, text, ...extra }];
   switch (item.command) {
     case "PRIVMSG":
-    case "NOTICE":
+    case "NOTICE": {
+      const about = {
+        msg: item.id,
+        replyTo: typeof item.meta?.reply_to === "string" ? item.meta.reply_to : null,
+        reactions: item.reactions ?? [],
+        edited: item.edited ?? null,
+        deleted: item.deleted ?? null,
+      };
+      const kind = item.command === "NOTICE" ? "notice" : "msg";
+      if (about.deleted || !body(item).length) {
+        return [{ ...base, ...about, id: item.id, kind, text: "", deleted: about.deleted ?? {} }];
+      }
       return body(item).map((raw, index) => {
-        const line = { ...base, id: index ? `${item.id}/${index}` : item.id };
+        const line = { ...base, id: index ? `${item.id}/${index}` : item.id, msg: item.id };
+        if (!index) Object.assign(line, about);
         const special = ctcp(raw);
         if (special?.command === "ACTION") {
           line.kind = "action";
@@ -59,6 +73,12 @@ export function describe(item, me) {
         line.mention = !own && line.kind !== "info" && mentions(line.text, me);
         return line;
       });
+    }
+    case "PIN":
+    case "UNPIN":
+      return one("event", `${item.command === "PIN" ? "pinned" : "unpinned"} a message`);
+    case "PUBKEY":
+      return one("info", `${item.from} announced a signing key`, { nick: null });
     case "JOIN":
       return one("event", `has joined ${item.to}`);
     case "PART":
@@ -194,5 +214,76 @@ export function lineNode(line) {
   }
   appendText(text, line.text);
   node.append(time, who, text);
+  decorate(node, text, line);
   return node;
+}
+
+let me = null;
+
+/** Whose reactions show as one's own. */
+export function setMe(nick) {
+  me = nick;
+}
+
+export const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function actionButton(action, label, title, emoji = null) {
+  const button = element("button", `act ${action}`, label);
+  button.type = "button";
+  button.dataset.action = action;
+  button.title = title;
+  if (emoji) button.dataset.emoji = emoji;
+  return button;
+}
+
+/** A chat line's reply quote, edited mark, tombstone, reactions and actions. */
+function decorate(node, text, line) {
+  if (!line.msg) return;
+  if (line.deleted) {
+    text.replaceChildren(element("span", "tombstone", "message deleted"));
+  } else if (line.edited) {
+    const mark = element("span", "edited", "(edited)");
+    mark.title = `edited ${new Date(line.edited).toLocaleString()}`;
+    text.append(" ", mark);
+  }
+  if (line.id !== line.msg) return;
+  node.dataset.msg = line.msg;
+  if (line.replyTo) {
+    const quote = element("span", "quote", "↪ ");
+    if (line.quote) quote.append(nickNode(line.quote.nick), `: ${line.quote.text}`);
+    else quote.append("a reply to an earlier message");
+    text.prepend(quote);
+  }
+  if (line.reactions?.length) {
+    const row = element("span", "reactions");
+    for (const reaction of line.reactions) {
+      const chip = actionButton("react", `${reaction.emoji} ${reaction.count}`,
+        reaction.nicks.join(", "), reaction.emoji);
+      chip.classList.add("reaction");
+      if (reaction.nicks.some((nick) => same(nick, me))) chip.classList.add("mine");
+      row.append(chip);
+    }
+    text.append(row);
+  }
+  if (line.deleted) return;
+  const actions = element("span", "actions");
+  const palette = element("span", "palette");
+  for (const emoji of QUICK_REACTIONS) palette.append(actionButton("react", emoji, `React ${emoji}`, emoji));
+  actions.append(
+    actionButton("reply", "↩", "Reply"),
+    actionButton("pick", "☺", "React"),
+    palette,
+  );
+  if (line.self) actions.append(actionButton("edit", "✎", "Edit"));
+  const remove = actionButton("delete", "🗑", "Delete");
+  if (!line.self) remove.classList.add("others"); // shown to channel operators only
+  actions.append(remove);
+  node.append(actions);
 }

@@ -19,6 +19,10 @@ export const ui = {
   form: $("send-form"),
   input: $("input"),
   logout: $("logout"),
+  typing: $("typing"),
+  mode: $("mode"),
+  modeText: $("mode-text"),
+  modeCancel: $("mode-cancel"),
 };
 
 /** Phone-sized: tabs in a row, the member list a drawer. */
