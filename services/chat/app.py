@@ -9,6 +9,7 @@ goes into the model first; ``_render`` then brings the widgets up to date.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,7 +22,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from libs.irc import fold
-from services.chat import state
+from services.chat import changes, state
 from services.chat.client import ApiError, ChatClient
 from services.chat.commands import help_lines, parse_input
 from services.chat.model import SERVER, ChatModel, Line
@@ -171,6 +172,7 @@ class ChatApp(App[None]):
             self.model.buffer(nick, "query")
         if opened.channels and self.model.current == SERVER:
             self.model.select(self.model.buffer(opened.channels[0]).key)
+        self.run_worker(self._unread(), group="reads")
         how = "Resumed" if opened.resumed else "Connected"
         self.model.note(
             f"{how} as {self.saved.nick} (seq {self.saved.last_seq}); state in {self.state_path}"
@@ -211,6 +213,10 @@ class ChatApp(App[None]):
         joined: list[str] = []
         for item in items:
             joined += self.model.apply(item)
+        for notice in page.get("ephemeral") or []:
+            holds = changes.typing(self.model, notice, time.monotonic())
+            if holds:
+                self.set_timer(holds + 0.05, self._changed)
         for expected, got in self.cursor.gaps[gaps:]:
             self.model.error(f"the queue skipped from seq {expected} to {got}")
         if items and self.saved is not None:
@@ -238,6 +244,25 @@ class ChatApp(App[None]):
             self.saved.forget_session()
             self._save()
         self.client.token = None
+        self._changed()
+
+    async def _unread(self) -> None:
+        """Unread counts and read markers as the server has them (another device read)."""
+        try:
+            current = await self.client.state()
+        except (ApiError, httpx.HTTPError):
+            return
+        read = current.get("read") or {}
+        for name, count in (current.get("unread") or {}).items():
+            buffer = self.model.find(name)
+            if buffer is None and count and not name.startswith("#"):
+                buffer = self.model.buffer(name, "query")
+            if buffer is None:
+                continue
+            if name in read:
+                buffer.read_pos = int(read[name])
+            if buffer.key != self.model.current:
+                buffer.unread = int(count)
         self._changed()
 
     def _fetch_channel(self, name: str) -> None:
@@ -287,9 +312,54 @@ class ChatApp(App[None]):
             if buffer.kind == "channel" and buffer.joined:
                 self._outbox.put_nowait({"command": "PART", "to": buffer.name})
             self.model.close(buffer.key)
+        elif local in ("react", "reply", "edit", "delete"):
+            self._on_line(local, parsed["to"], parsed["text"])
         elif local == "error":
             self.model.note(parsed["message"], "error", self.model.current)
         self._changed()
+
+    def _on_line(self, action: str, to: str, text: str) -> None:
+        """/react, /reply, /edit, /delete: about the last fitting line of this buffer."""
+        mine = action in ("edit", "delete")
+        line = next(
+            (
+                kept
+                for kept in reversed(self.model.active.lines)
+                if kept.item_id
+                and kept.kind in ("msg", "action", "notice")
+                and kept.own == mine
+                and kept.tail != changes.DELETED
+            ),
+            None,
+        )
+        if line is None:
+            whose = "your" if mine else "someone else's"
+            self.model.note(f"/{action}: no line of {whose} here", "error", self.model.current)
+            return
+        target = line.item_id.split("/")[0] if line.item_id else ""
+        command: dict[str, Any]
+        if action == "react":
+            command = {"command": "REACT", "to": to, "params": [target, text.split()[0]]}
+        elif action == "reply":
+            command = {"command": "PRIVMSG", "to": to, "body": [text], "meta": {"reply_to": target}}
+        elif action == "edit":
+            command = {"command": "EDIT", "to": to, "params": [target], "body": [text]}
+        else:
+            command = {"command": "DELETE", "to": to, "params": [target]}
+        self._outbox.put_nowait(command)
+
+    def _mark_read(self) -> None:
+        """Tell the session's other devices this buffer is read up to its newest line."""
+        buffer = self.model.active
+        if buffer.kind == "server" or (buffer.kind == "channel" and not buffer.joined):
+            return
+        if self.saved is None or self.client.token is None:
+            return
+        pos = changes.latest_pos(buffer)
+        if pos is None or pos <= (buffer.read_pos or 0):
+            return
+        buffer.read_pos = pos
+        self._outbox.put_nowait({"command": "MARKREAD", "to": buffer.name, "params": [str(pos)]})
 
     async def _sender(self) -> None:
         while True:
@@ -394,6 +464,7 @@ class ChatApp(App[None]):
     # --- drawing ----------------------------------------------------------------------
 
     def _changed(self) -> None:
+        self._mark_read()
         self._render()
         self.activity.set()
 
@@ -462,6 +533,10 @@ class ChatApp(App[None]):
         out.append("  │  ")
         state_style = "green" if self.connection == "connected" else "yellow"
         out.append(self.connection, style=state_style)
+        typing = changes.typing_text(self.model.active, time.monotonic())
+        if typing:
+            out.append("  │  ")
+            out.append(typing, style="italic")
         out.append("  │  Ctrl+N/P buffers · PgUp older lines · /help · Ctrl+Q leave", style="dim")
         return out
 

@@ -9,6 +9,7 @@ or None for the server buffer; commands without an explicit target use it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from libs.irc import is_channel
@@ -35,6 +36,10 @@ HELP: dict[str, tuple[str, str]] = {
     "names": ("/names [#channel]", "list a channel's members"),
     "list": ("/list [mask]", "list channels"),
     "motd": ("/motd", "the message of the day"),
+    "react": ("/react emoji", "react to the last line someone else said here"),
+    "reply": ("/reply text", "answer the last line someone else said here"),
+    "edit": ("/edit text", "replace the text of your last line here"),
+    "delete": ("/delete", "delete your last line here"),
     "close": ("/close", "close this buffer (a channel is left first)"),
     "quit": ("/quit [reason]", "end the session on every device, then exit"),
     "help": ("/help [command]", "this list, or one command"),
@@ -275,6 +280,21 @@ def _help(rest: str, current: str | None) -> Parsed:
     return {"local": "help", "topic": topic or None}
 
 
+def _on_line(
+    action: str, usage: str, needs_text: bool = True
+) -> Callable[[str, str | None], Parsed]:
+    """A command about a line of the current buffer: the app finds which line."""
+
+    def handler(rest: str, current: str | None) -> Parsed:
+        if current is None:
+            return _error(f"/{action} works in a channel or private buffer")
+        if needs_text and not rest:
+            return _error(f"usage: {usage}")
+        return {"local": action, "to": current, "text": rest}
+
+    return handler
+
+
 _HANDLERS = {
     "join": _join,
     "part": _part,
@@ -293,6 +313,10 @@ _HANDLERS = {
     "names": _names,
     "list": _list,
     "motd": _motd,
+    "react": _on_line("react", "/react emoji"),
+    "reply": _on_line("reply", "/reply text"),
+    "edit": _on_line("edit", "/edit text"),
+    "delete": _on_line("delete", "/delete", needs_text=False),
     "close": _close,
     "quit": _quit,
     "help": _help,

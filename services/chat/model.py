@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from libs.irc import fold, is_channel
+from services.chat import changes
 from services.chat.commands import action_text
 
 SERVER = "*"  # no nick or channel folds to this
@@ -42,6 +43,8 @@ class Line:
     mention: bool = False
     item_id: str | None = None
     pos: int | None = None  # set on lines of the buffer's own history
+    tail: str = ""  # after the text: (edited), reactions, (message deleted)
+    quote: str = ""  # before the text of a reply: what it answers
 
 
 @dataclass
@@ -72,9 +75,14 @@ class Buffer:
     members: dict[str, Member] = field(default_factory=dict)
     oldest_pos: int | None = None
     has_more: bool = True
-    # Bumped whenever earlier lines change (history prepended, old lines trimmed),
-    # so a view appending only new lines knows to redraw.
+    # Bumped whenever earlier lines change (history prepended, old lines trimmed,
+    # a message edited, deleted or reacted to), so a view appending only new lines
+    # knows to redraw.
     generation: int = 0
+    reactions: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # id → emoji → nicks
+    edited: set[str] = field(default_factory=set)
+    read_pos: int | None = None  # the session's read marker, as last heard
+    typing: dict[str, tuple[str, float]] = field(default_factory=dict)  # folded → (nick, until)
 
     @property
     def target(self) -> str | None:
@@ -276,6 +284,8 @@ class ChatModel:
             self.away = lines[0] if lines else None
             text = f"You are marked away: {self.away}" if self.away else "You are back"
             self.add(self.buffers[SERVER], Line(ts, "event", text, item_id=item.get("id")))
+        elif command in changes.CHANGES:
+            changes.apply_change(self, item)
         elif command == "INVITE":
             invited = params[1] if len(params) > 1 else to
             text = f"invites you to {invited} (/join {invited})"
@@ -299,6 +309,7 @@ class ChatModel:
         else:
             buffer = self.buffer(sender, "query")
             buffer.name = sender
+        buffer.typing.pop(fold(sender), None)
         self._native(buffer, item)
 
     def _native(self, buffer: Buffer, item: dict[str, Any]) -> None:
@@ -311,8 +322,19 @@ class ChatModel:
         pos = item.get("pos")
         if isinstance(pos, int) and (buffer.oldest_pos is None or pos < buffer.oldest_pos):
             buffer.oldest_pos = pos
-        for line in self.lines_for(item):
+        for line in self.annotated(buffer, item):
             self.add(buffer, line)
+
+    def annotated(self, buffer: Buffer, item: dict[str, Any]) -> list[Line]:
+        """An item's lines, the first with what happened to it and what it answers."""
+        changes.remember(buffer, item)
+        lines = self.lines_for(item)
+        if lines and lines[0].kind in COUNTED and lines[0].tail != changes.DELETED:
+            first = replace(lines[0], tail=changes.tail(buffer, lines[0].item_id))
+            meta = item.get("meta")
+            reply_to = meta.get("reply_to") if isinstance(meta, dict) else None
+            lines[0] = changes.quoted(buffer, first, reply_to)
+        return lines
 
     def lines_for(self, item: dict[str, Any]) -> list[Line]:
         """How a channel or private item reads, without changing anything."""
@@ -330,7 +352,10 @@ class ChatModel:
 
         if command in ("PRIVMSG", "NOTICE"):
             out: list[Line] = []
-            for text in body or [""]:
+            if item.get("deleted") or not body:
+                kind0: LineKind = "msg" if command == "PRIVMSG" else "notice"
+                return [Line(ts, kind0, "", sender, own, False, item_id, pos, changes.DELETED)]
+            for text in body:
                 action = action_text(text) if command == "PRIVMSG" else None
                 kind: LineKind = (
                     "action" if action is not None else "msg" if command == "PRIVMSG" else "notice"
@@ -512,7 +537,7 @@ class ChatModel:
             pos = item.get("pos")
             if isinstance(pos, int) and (buffer.oldest_pos is None or pos < buffer.oldest_pos):
                 buffer.oldest_pos = pos
-            older.extend(self.lines_for(item))
+            older.extend(self.annotated(buffer, item))
         buffer.lines[:0] = older
         buffer.has_more = bool(page.get("has_more"))
         if older:

@@ -148,6 +148,16 @@ def line_text(line: Line) -> Text:
     out = Text(clock(line.ts) + " ", style="dim")
     colour = nick_colour(line.nick) if line.nick else None
     nick_style = Style(color=colour, bold=line.own or None)
+    if line.quote:
+        out.append(line.quote + " ", style="dim italic")
+    _kind(out, line, nick_style)
+    if line.tail:
+        out.append(" " if line.text else "", style="dim")
+        out.append(line.tail, style="dim italic")
+    return out
+
+
+def _kind(out: Text, line: Line, nick_style: Style) -> None:
     match line.kind:
         case "msg":
             out.append("<", style="dim")
@@ -171,7 +181,6 @@ def line_text(line: Line) -> Text:
         case "error":
             out.append("! ", style="bold red")
             out.append_text(formatted(line.text, Style(color="red")))
-    return out
 
 
 def buffer_label(buffer: Buffer) -> Text:
@@ -194,12 +203,14 @@ def member_text(member: Member) -> Text:
 
 def plain(line: Line) -> str:
     """A line as plain text, for logs and tests: ``<nick> text``, ``* nick text`` …"""
+    quote = f"{line.quote} " if line.quote else ""
+    tail = (" " if line.text else "") + line.tail if line.tail else ""
     match line.kind:
         case "msg":
-            return f"<{line.nick}> {line.text}"
+            return f"{quote}<{line.nick}> {line.text}{tail}"
         case "action":
-            return f"* {line.nick} {line.text}"
+            return f"{quote}* {line.nick} {line.text}{tail}"
         case "notice":
-            return f"-{line.nick}- {line.text}"
+            return f"{quote}-{line.nick}- {line.text}{tail}"
         case _:
             return line.text

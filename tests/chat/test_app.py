@@ -207,3 +207,63 @@ async def test_the_main_view_renders_and_is_saved_as_a_screenshot(
     text = re.sub(r"<[^>]+>", "", svg).replace("&#160;", " ")
     for expected in ("#chinwag", "durable queues", "alice", "+bob", "carol (1)", "restarts"):
         assert expected in text, expected
+
+
+async def test_reactions_replies_edits_deletes_typing_and_unread(
+    system: System, tmp_path: Path
+) -> None:
+    bob = await ApiClient.create(system.base_url, "bob")
+    async with running(system, "alice", tmp_path / "a.json", password="pw-alice") as (app, pilot):
+        await type_line(pilot, "/join #room")
+        await until(app, lambda: app.model.current == "#room", "#room")
+        await bob.join("#room")
+        hello = await bob.say("#room", "hello")
+        await until(app, lambda: said(app, "#room") == ["<bob> hello"], "bob's line")
+
+        await type_line(pilot, "/react 🎉")
+        await bob.ok("REACT", to="#room", params=[hello["id"], "👍"])
+        await until(app, lambda: said(app, "#room") == ["<bob> hello 🎉1 👍1"], "reactions")
+        got = await bob.receive_until(lambda i: i["command"] == "REACT" and i["from"] == "alice")
+        assert next(i for i in got if i["from"] == "alice")["params"] == [hello["id"], "🎉"]
+
+        await type_line(pilot, "/reply hi bob")
+        reply = (await bob.receive_until(lambda i: i["body"] == ["hi bob"]))[-1]
+        assert reply["meta"] == {"reply_to": hello["id"]}
+        await until(
+            app, lambda: said(app, "#room")[-1] == "↪ bob: hello <alice> hi bob", "the quote"
+        )
+        await type_line(pilot, "/edit hi bob!")
+        edit = (await bob.receive_until(lambda i: i["command"] == "EDIT"))[-1]
+        assert (edit["params"], edit["body"]) == ([reply["id"]], ["hi bob!"])
+        await bob.ok("EDIT", to="#room", params=[hello["id"]], body=["hello there"])
+        await until(
+            app,
+            lambda: (
+                said(app, "#room")
+                == ["<bob> hello there (edited) 🎉1 👍1", "↪ bob: hello <alice> hi bob! (edited)"]
+            ),
+            "both edits",
+        )
+        await bob.ok("DELETE", to="#room", params=[hello["id"]])
+        await until(
+            app, lambda: said(app, "#room")[0] == "<bob> (message deleted)", "the tombstone"
+        )
+
+        await bob.ok("TYPING", to="#room")
+        await until(
+            app, lambda: "bob is typing…" in str(app.query_one("#status").render()), "typing"
+        )
+
+        # Read on another device: the terminal's unread count follows.
+        await pilot.press("ctrl+p")
+        assert app.model.current == SERVER
+        phone = await ApiClient.login(system.base_url, "alice", "pw-alice")
+        last = None
+        for n in range(2):
+            last = await bob.say("#room", f"news {n}")
+        await until(app, lambda: app.model.buffers["#room"].unread == 2, "two unread")
+        got = await phone.receive_until(lambda i: i["id"] == last["id"])
+        await phone.ok("MARKREAD", to="#room", params=[str(got[-1]["pos"])])
+        await until(app, lambda: app.model.buffers["#room"].unread == 0, "read on the phone")
+        await phone.close()
+    await bob.close()
