@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from tests.harness import ApiClient, System
 
 
@@ -191,6 +193,14 @@ async def test_edits_and_deletes_reach_every_client_and_only_whom_they_may(
     # The text is gone everywhere: the message, its edits, its edit history.
     versions = (await eve.http.get("/api/v1/edits", params={"target": "#e", "id": line})).json()
     assert versions["versions"] == []
+    conn = await asyncpg.connect(system.settings.dsn())
+    try:
+        stored = await conn.fetch(
+            "SELECT body::text AS body FROM delivery.messages WHERE command IN ('PRIVMSG', 'EDIT')"
+        )
+    finally:
+        await conn.close()
+    assert {r["body"] for r in stored} == {"[]"}  # no copy of the text is left anywhere
     late = await ApiClient.create(system.base_url, "late")
     await late.join("#e")
     texts = [i["body"] for i in await history(late, "#e") if i["command"] == "PRIVMSG"]
