@@ -35,6 +35,7 @@ from libs.events import (
     PinChanged,
     ReactionChanged,
     ReadMarked,
+    SessionQuit,
 )
 from services.fanout.handlers import StoredItem
 
@@ -257,6 +258,10 @@ async def project(conn: Conn, events: Sequence[AnyEvent]) -> None:
                 await conn.execute(_UNPIN, event.message_id, event.target)
             case ReadMarked():
                 await conn.execute(_MARK, event.session_id, event.conversation, event.pos, event.ts)
+            case SessionQuit():  # on the session's partition, after its every marker
+                await conn.execute(
+                    "DELETE FROM delivery.read_markers WHERE session_id = $1", event.session_id
+                )
 
 
 def reply_parent(meta: dict[str, Any]) -> uuid.UUID | None:
@@ -371,9 +376,11 @@ SET pos = greatest(r.pos, excluded.pos), updated_at = excluded.updated_at
 
 
 async def sweep(pool: asyncpg.Pool[Any], limit: int = 10_000) -> int:
-    """Remove change items whose message is gone (once no queue holds them), and the
-    read markers of sessions that no longer exist. Bounded per call; returns how
-    many rows it removed."""
+    """Remove change items whose message is gone, once no queue holds them.
+
+    Bounded per call; returns how many it removed. (Read markers go with their
+    session's QUIT, in ``project``.)
+    """
     result = await pool.execute(
         """DELETE FROM delivery.messages WHERE id IN (
                SELECT n.item_id FROM delivery.notes n
@@ -382,8 +389,4 @@ async def sweep(pool: asyncpg.Pool[Any], limit: int = 10_000) -> int:
                LIMIT $1)""",
         limit,
     )
-    markers = await pool.execute(
-        """DELETE FROM delivery.read_markers r WHERE NOT EXISTS (
-               SELECT 1 FROM identity.sessions s WHERE s.id = r.session_id)"""
-    )
-    return int(result.split()[-1]) + int(markers.split()[-1])
+    return int(result.split()[-1])

@@ -59,6 +59,8 @@ async def test_trimming_leaves_no_orphans(system: System) -> None:
         await who.receive_until(lambda i: i["id"] == kept[-1])
         await who.poll()  # acknowledges everything
     await carol.ok("QUIT")
+    await alice.receive_until(lambda i: i["command"] == "QUIT")  # projected: markers gone
+    await alice.poll()
 
     pool = await asyncpg.create_pool(system.settings.dsn(), min_size=1, max_size=1)
     try:
