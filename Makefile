@@ -8,7 +8,7 @@ CHINWAG_DATA_DIR  ?= .chinwag
 CHINWAG_HTTP_PORT ?= 8080
 export CHINWAG_DATA_DIR CHINWAG_HTTP_PORT
 
-.PHONY: up test lint fmt bench docs manifests clean
+.PHONY: up test lint fmt bench bench-features docs manifests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 ## bench: the benchmark scenarios on a fresh embedded system (a few minutes); BENCH_ARGS=--quick
 bench: $(STAMP)
 	$(BIN)/chinwag bench $(BENCH_ARGS)
+
+## bench-features: what search, unread counts and the search index cost (about a minute)
+bench-features: $(STAMP)
+	$(BIN)/python -m services.bench.features
 
 ## lint: ruff, mypy --strict and yamllint
 lint: $(STAMP)
