@@ -68,3 +68,9 @@ CREATE TABLE delivery.read_markers (
 CREATE INDEX messages_search_idx ON delivery.messages
     USING gin (jsonb_to_tsvector('simple', body, '["string"]'))
     WHERE command IN ('PRIVMSG', 'NOTICE');
+
+-- A session's DMs, for its unread counts: the two halves of dm:<a>:<b>.
+CREATE INDEX targets_dm_first_idx ON delivery.targets (split_part(target, ':', 2))
+    WHERE target LIKE 'dm:%';
+CREATE INDEX targets_dm_second_idx ON delivery.targets (split_part(target, ':', 3))
+    WHERE target LIKE 'dm:%';

@@ -85,7 +85,7 @@ WITH mine AS (
         CASE WHEN split_part(t.target, ':', 2) = $1::text
              THEN split_part(t.target, ':', 3) ELSE split_part(t.target, ':', 2) END)::uuid
     WHERE t.target LIKE 'dm:%'
-      AND $1::text IN (split_part(t.target, ':', 2), split_part(t.target, ':', 3))
+      AND (split_part(t.target, ':', 2) = $1::text OR split_part(t.target, ':', 3) = $1::text)
 )
 SELECT mine.name, r.pos AS marker,
        (SELECT count(*) FROM (
