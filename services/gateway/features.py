@@ -45,6 +45,7 @@ Handler = Callable[[Caller, Command, uuid.UUID], Awaitable[dict[str, Any]]]
 MAX_EMOJI = 16  # code points in one reaction
 TYPING_RATE = 1.0  # TYPING per second per client and conversation …
 TYPING_BURST = 3  # … after a burst of this many
+TYPING_MAX_MEMBERS = 1000  # beyond this a channel hears no typing: a notice names each member
 _EMOJI_CATEGORIES = {"So", "Sk", "Mn", "Me", "Cf", "Nd"}
 
 
@@ -301,7 +302,7 @@ class Features:
             expires_in=ephemeral.TYPING_TTL if state == "active" else 0.5,
         )
         recipients = [s for s in sessions if s != caller.session_id]
-        if recipients:
+        if recipients and len(recipients) < TYPING_MAX_MEMBERS:
             payload = ephemeral.encode(ephemeral.Broadcast(sessions=recipients, notice=notice))
             try:
                 await self.commands.nc.publish(ephemeral.subject(self.commands.subjects), payload)
