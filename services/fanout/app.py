@@ -68,7 +68,7 @@ class DeliveryProjection:
             partition,
             size=len(batch),
             processed=len(fresh),
-            redelivered=len(events) - len(fresh),
+            redelivered=len(done),  # not the changes dropped as changing nothing
             parked=len(batch) - len(events),
             queue_rows=queue_rows,
             seconds=time.perf_counter() - started,
