@@ -79,7 +79,7 @@ def apply_change(model: ChatModel, item: dict[str, Any]) -> None:
         return
     if command == "MARKREAD":
         buffer = model.find(str(item.get("to", "")))
-        if buffer is not None and params and params[0].isdigit():
+        if buffer is not None and params and params[0].isascii() and params[0].isdigit():
             mark_read(buffer, int(params[0]))
         return
     buffer = conversation(model, item)

@@ -80,7 +80,7 @@ async def search(
     gw: GatewayDep,
     q: Annotated[str, Query(min_length=1, max_length=200)],
     target: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    before: Annotated[str | None, Query(pattern=r"^\d{1,20}\.\d{1,19}$")] = None,
+    before: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}\.[0-9]{1,19}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Full-text search over the channels the caller is in and its own DMs, newest first;

@@ -11,6 +11,7 @@ publishes nothing.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
@@ -260,7 +261,7 @@ class Features:
         where = await self.where(caller, cmd.to, "MARKREAD")
         if not cmd.params:
             raise errors.need_more_params("MARKREAD")
-        if not cmd.params[0].isdigit() or len(cmd.params[0]) > 18:
+        if not re.fullmatch(r"[0-9]{1,18}", cmd.params[0]):
             raise errors.validation("MARKREAD: the position must be a whole number")
         pos = int(cmd.params[0])
         if pos > await feature_store.last_pos(self.pool, where.key):

@@ -4,6 +4,7 @@ paged by a cursor."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,9 +47,12 @@ def cursor(row: Any) -> str:
 
 def parse_cursor(text: str) -> tuple[datetime, int]:
     micros, _, row_id = text.partition(".")
-    if not (micros.isdigit() and row_id.isdigit() and len(micros) <= 20 and len(row_id) <= 19):
+    if not (re.fullmatch(r"[0-9]{1,20}", micros) and re.fullmatch(r"[0-9]{1,19}", row_id)):
         raise errors.validation("before must be the next cursor of a previous page")
-    return EPOCH + timedelta(microseconds=int(micros)), int(row_id)
+    try:
+        return EPOCH + timedelta(microseconds=int(micros)), int(row_id)
+    except OverflowError:
+        raise errors.validation("before must be the next cursor of a previous page") from None
 
 
 class Search:

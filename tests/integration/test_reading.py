@@ -63,7 +63,7 @@ async def test_reading_on_one_client_clears_the_unread_count_of_the_others(
     await laptop.nothing_more()
     too_far = await laptop.command("MARKREAD", to="#news", params=[str(lines[2]["pos"] + 50)])
     assert too_far.status_code == 400, too_far.text
-    for bad in (["-1"], ["x"], []):
+    for bad in (["-1"], ["x"], [], ["²"], ["1" * 19]):
         response = await laptop.command("MARKREAD", to="#news", params=bad)
         assert response.status_code == 400, response.text
     outside = await laptop.command("MARKREAD", to="#elsewhere", params=["1"])

@@ -55,7 +55,14 @@ async def test_search_finds_only_what_the_caller_may_read(system: System) -> Non
     assert bodies(await search(alice, "parser", target="bob")) == ["parser notes, just for you"]
     refused = await eve.http.get("/api/v1/search", params={"q": "parser", "target": "#secret"})
     assert refused.status_code == 403, refused.text
-    for bad in ({"q": ""}, {"q": "x" * 201}, {"q": "x", "limit": 0}, {"q": "x", "before": "no"}):
+    for bad in (
+        {"q": ""},
+        {"q": "x" * 201},
+        {"q": "x", "limit": 0},
+        {"q": "x", "before": "no"},
+        {"q": "x", "before": "¹.²"},
+        {"q": "x", "before": "99999999999999999999.1"},
+    ):
         response = await alice.http.get("/api/v1/search", params=bad)
         assert response.status_code == 400, response.text
 
