@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
 
 NICK_MAX = 32
 CHANNEL_MAX = 50  # including the leading '#'
 
-_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
-_CHANNEL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f,:]")
+# The grammars as regular expressions that mean the same in Python and in JSON Schema
+# (ECMA 262), so the OpenAPI document states exactly what the server accepts.
+NICK_PATTERN = r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}$"
+CHANNEL_PATTERN = r"^#[^\x00-\x20\x7f,:]{1,49}$"
+# Control characters allowed in text are IRC's formatting codes (bold \x02, colour \x03,
+# CTCP \x01, reverse \x16, italics \x1d …); every other one, CR and LF included, is not.
+TEXT_CONTROLS = r"\x00\x04-\x0e\x10-\x15\x17-\x1c\x7f"
+TEXT_PATTERN = rf"^[^{TEXT_CONTROLS}]*$"
+# A name, target or mask: no control character at all.
+PLAIN_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+_NICK = re.compile(NICK_PATTERN)
+_CHANNEL = re.compile(CHANNEL_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
 
 
 def fold(name: str) -> str:
@@ -26,11 +37,12 @@ def valid_nick(nick: str) -> bool:
 
 def valid_channel(name: str) -> bool:
     """``#`` then 1-49 characters without space, comma, colon, BEL or control characters."""
-    return (
-        2 <= len(name) <= CHANNEL_MAX
-        and name.startswith("#")
-        and _CHANNEL_FORBIDDEN.search(name) is None
-    )
+    return _CHANNEL.fullmatch(name) is not None
+
+
+def valid_text(line: str) -> bool:
+    """A line of text: no control characters but IRC's formatting codes."""
+    return _TEXT.fullmatch(line) is not None
 
 
 def is_channel(target: str) -> bool:
@@ -49,13 +61,29 @@ def normalise_mask(mask: str) -> str:
     return fold(mask)
 
 
-@lru_cache(maxsize=4096)
-def _mask_pattern(mask: str) -> re.Pattern[str]:
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in mask)
-    )
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches ``pattern`` with ``*`` (any run) and ``?`` (one character).
+
+    Greedy with one backtrack point, the last ``*``: at most len(pattern) x len(text)
+    steps, where a regular expression of many ``.*`` backtracks exponentially.
+    """
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, t
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", text[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            p, resume = star + 1, resume + 1
+            t = resume
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
 
 
 def mask_matches(mask: str, nick: str, host: str) -> bool:
     """Whether a folded mask (``*`` and ``?`` wildcards) matches ``nick!nick@host``."""
-    return _mask_pattern(fold(mask)).fullmatch(fold(f"{nick}!{nick}@{host}")) is not None
+    return glob_match(fold(mask), fold(f"{nick}!{nick}@{host}"))

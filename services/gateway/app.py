@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from libs import bus, db, errors, ops, rpc, telemetry
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
@@ -39,9 +39,11 @@ from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
 from services.gateway import auth, ephemeral, feature_store, gauges, store
+from services.gateway.bodylimit import BodyLimit
 from services.gateway.commands import VERSION, Command, Commands, prefix
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import (
+    MAX_KEY,
     ChannelOut,
     ChannelsOut,
     ChannelSummary,
@@ -54,6 +56,9 @@ from services.gateway.models import (
     MemberOut,
     MembersOut,
     MessagesOut,
+    PathName,
+    Position,
+    QueryTarget,
     ServerOut,
     SessionIn,
     SessionOut,
@@ -395,7 +400,7 @@ def _install_routes(app: FastAPI) -> None:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 128},
+                    "schema": {"type": "string", "maxLength": MAX_KEY},
                 }
             ],
         },
@@ -410,6 +415,8 @@ def _install_routes(app: FastAPI) -> None:
         if wait:
             raise errors.rate_limited(wait)
         key = request.headers.get("idempotency-key") or body.idempotency_key
+        if key is not None and len(key) > MAX_KEY:
+            raise errors.validation(f"an idempotency key has at most {MAX_KEY} characters")
         command = Command(
             command=body.command.upper(),
             to=body.to,
@@ -431,7 +438,7 @@ def _install_routes(app: FastAPI) -> None:
     async def poll(
         caller: CallerDep,
         gw: GatewayDep,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Position = 0,
         timeout: Annotated[float, Query(ge=0, le=60)] = 15,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
@@ -462,9 +469,9 @@ def _install_routes(app: FastAPI) -> None:
     async def history(
         caller: CallerDep,
         gw: GatewayDep,
-        target: Annotated[str, Query(min_length=1, max_length=64)],
-        before: Annotated[int | None, Query(ge=0)] = None,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        target: QueryTarget,
+        before: Position | None = None,
+        after: Position | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Response:
         """A page of a channel's or DM's history, oldest first."""
@@ -489,7 +496,7 @@ def _install_routes(app: FastAPI) -> None:
         )
 
     @app.get("/api/v1/channels/{name}", response_model=ChannelOut, tags=["state"])
-    async def channel(name: str, caller: CallerDep, gw: GatewayDep) -> ChannelOut:
+    async def channel(name: PathName, caller: CallerDep, gw: GatewayDep) -> ChannelOut:
         """One channel (its name without ``#``); 404 when missing or secret to the caller."""
         row = await _visible_channel(gw, caller, name)
         return ChannelOut(
@@ -502,7 +509,7 @@ def _install_routes(app: FastAPI) -> None:
         )
 
     @app.get("/api/v1/channels/{name}/members", response_model=MembersOut, tags=["state"])
-    async def channel_members(name: str, caller: CallerDep, gw: GatewayDep) -> MembersOut:
+    async def channel_members(name: PathName, caller: CallerDep, gw: GatewayDep) -> MembersOut:
         """A channel's members, operators first, then voiced, then the rest by nick."""
         row = await _visible_channel(gw, caller, name)
         members = await store.members_of(gw.pool, row["name_folded"], gw.settings.online_window)
@@ -514,7 +521,7 @@ def _install_routes(app: FastAPI) -> None:
         )
 
     @app.get("/api/v1/users/{nick}", response_model=UserOut, tags=["state"])
-    async def user(nick: str, caller: CallerDep, gw: GatewayDep) -> UserOut:
+    async def user(nick: PathName, caller: CallerDep, gw: GatewayDep) -> UserOut:
         """A user: online, away, idle time, signon and the channels the caller may see."""
         row = await store.user_info(gw.pool, fold(nick), gw.settings.online_window)
         if row is None:
@@ -630,35 +637,6 @@ def _user_agent(request: Request) -> str | None:
 
 def _set_cookie(response: Response, token: str) -> None:
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
-
-
-class BodyLimit:
-    """Refuses request bodies over the limit with 413, before anything parses them."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await error_response(errors.too_large(self.limit))(scope, receive, send)
-                return
-        received = 0
-
-        async def limited() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise errors.too_large(self.limit)
-            return message
-
-        await self.app(scope, limited, send)
 
 
 class _Server(uvicorn.Server):

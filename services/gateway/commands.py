@@ -40,7 +40,7 @@ from libs.contracts import (
     TopicResult,
 )
 from libs.events import AwayChanged, Body, MessagePosted, NickChanged, user_target, utcnow
-from libs.irc import fold, is_channel, mask_matches, valid_channel, valid_nick
+from libs.irc import TEXT_CONTROLS, fold, is_channel, mask_matches, valid_channel, valid_nick
 from libs.items import rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
@@ -49,7 +49,7 @@ from services.gateway import auth, store
 from services.gateway.store import Caller
 
 # Control characters other than IRC's formatting codes (bold, colour, CTCP …).
-_FORBIDDEN = re.compile(r"[\x00\x04-\x0e\x10-\x15\x17-\x1c\x7f\r\n]")
+_FORBIDDEN = re.compile(f"[{TEXT_CONTROLS}]")
 
 MAX_LINES = 100
 MAX_META_DEPTH = 16
@@ -91,6 +91,8 @@ def optional_text(body: Body | None, command: str) -> str | None:
         return None
     if not isinstance(body, list):
         raise errors.validation(f"{command}: body must be an array of lines")
+    if len(body) > MAX_LINES:
+        raise errors.validation(f"{command}: at most {MAX_LINES} lines")
     for line in body:
         if _FORBIDDEN.search(line):
             raise errors.validation(f"{command}: control characters are not allowed in text")

@@ -5,19 +5,31 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from libs.irc import CHANNEL_PATTERN, NICK_PATTERN, PLAIN_PATTERN, TEXT_PATTERN
+from services.gateway.commands import MAX_LINES
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-NICK_PATTERN = r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}$"
+MAX_PARAMS = 16
+MAX_KEY = 128  # characters of an idempotency key
 Nick = Annotated[
     str,
     Field(min_length=1, max_length=64, json_schema_extra={"pattern": NICK_PATTERN}),
 ]
-Target = Annotated[str, Field(min_length=1, max_length=64)]
+Target = Annotated[str, Field(min_length=1, max_length=64, pattern=PLAIN_PATTERN)]
+# Path and query parameters: names without control characters (PostgreSQL text holds no
+# NUL), positions and seqs within PostgreSQL's bigint.
+MAX_POSITION = 2**62
+PathName = Annotated[str, Path(min_length=1, max_length=64, pattern=PLAIN_PATTERN)]
+QueryTarget = Annotated[str, Query(min_length=1, max_length=64, pattern=PLAIN_PATTERN)]
+Position = Annotated[int, Query(ge=0, le=MAX_POSITION)]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY)]
 
 
 class SessionIn(Strict):
@@ -59,11 +71,11 @@ class StateOut(BaseModel):
 
 class CommandIn(Strict):
     command: str = Field(min_length=1, max_length=32)
-    to: str | None = Field(None, max_length=64)
-    params: list[str] = Field(default_factory=list, max_length=16)
+    to: str | None = Field(None, max_length=64, pattern=PLAIN_PATTERN)
+    params: list[str] = Field(default_factory=list, max_length=MAX_PARAMS)
     body: list[str] | dict[str, Any] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
-    idempotency_key: str | None = Field(None, min_length=1, max_length=128)
+    idempotency_key: IdempotencyKey | None = None
 
 
 class ReactionOut(BaseModel):
@@ -192,31 +204,57 @@ class HealthOut(BaseModel):
 
 
 # --- one schema per command, for the OpenAPI document ---------------------------------
+#
+# Each states what that command needs on top of CommandIn, which the server parses;
+# it is never stricter than the server (a request it calls invalid is refused).
+# Some rules are beyond JSON Schema and only the server states them: the MODE grammar,
+# at least one line with text, and meta's depth and NULs.
 
-Lines = Annotated[list[str], Field(min_length=1, max_length=100, description="lines of text")]
-OptionalLines = Annotated[
-    list[str] | None, Field(default=None, max_length=100, description="optional lines")
+Text = Annotated[str, Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+Lines = Annotated[
+    list[Text],
+    Field(min_length=1, max_length=MAX_LINES, description="lines of text, one with some text"),
 ]
+OptionalLines = Annotated[
+    list[Text] | None, Field(default=None, max_length=MAX_LINES, description="optional lines")
+]
+Channel = Annotated[
+    str, Field(min_length=2, max_length=50, json_schema_extra={"pattern": CHANNEL_PATTERN})
+]
+AnyTarget = Annotated[str | None, Field(default=None, max_length=64, pattern=PLAIN_PATTERN)]
+AnyBody = Annotated[list[str] | dict[str, Any] | None, Field(default=None)]
+
+
+def _params(*names: str, required: int | None = None) -> Any:
+    """Positional params: the first ``required`` of ``names`` must be given (default all)."""
+    least = len(names) if required is None else required
+    return (
+        list[Text],
+        Field(
+            default_factory=list,
+            min_length=least,
+            max_length=MAX_PARAMS,
+            description=", ".join(names) or "optional",
+        ),
+    )
 
 
 def _command(name: str, doc: str, **fields: Any) -> type[BaseModel]:
+    defaults: dict[str, Any] = {
+        "to": (AnyTarget, None),
+        "params": _params(required=0),
+        "body": (AnyBody, None),
+        "meta": (dict[str, Any], Field(default_factory=dict)),
+        "idempotency_key": (IdempotencyKey | None, None),
+    }
     model: type[BaseModel] = create_model(
         f"{name.title()}Command",
         __doc__=doc,
         __config__=ConfigDict(extra="forbid"),
         command=(Literal[name], ...),  # type: ignore[arg-type]
-        meta=(dict[str, Any], Field(default_factory=dict)),
-        idempotency_key=(str | None, None),
-        **fields,
+        **{**defaults, **fields},
     )
     return model
-
-
-def _params(*names: str) -> Any:
-    return (
-        list[str],
-        Field(min_length=len(names), max_length=len(names), description=", ".join(names)),
-    )
 
 
 COMMAND_MODELS: list[type[BaseModel]] = [
@@ -225,46 +263,46 @@ COMMAND_MODELS: list[type[BaseModel]] = [
     _command(
         "JOIN",
         "Join a channel (created +nt, with you as operator, when new).",
-        to=(Target, ...),
-        params=(list[str], Field(default_factory=list, max_length=1, description="[key]")),
+        to=(Channel, ...),
+        params=_params("key", required=0),
     ),
-    _command("PART", "Leave a channel.", to=(Target, ...), body=OptionalLines),
+    _command("PART", "Leave a channel.", to=(Target, ...), body=(OptionalLines, None)),
     _command("NICK", "Change nick.", params=_params("newnick")),
     _command(
-        "TOPIC", "Read (no body) or set a channel's topic.", to=(Target, ...), body=OptionalLines
+        "TOPIC",
+        "Read (no body) or set a channel's topic.",
+        to=(Target, ...),
+        body=(OptionalLines, None),
     ),
     _command(
         "MODE",
         "Read or change channel modes (+i +m +n +s +t +k +l +b, +o +v) or your user modes.",
         to=(Target, ...),
-        params=(list[str], Field(default_factory=list, description='e.g. ["+o-v", "a", "b"]')),
+        params=_params('modes, then their arguments: ["+o-v", "a", "b"]', required=0),
     ),
     _command(
         "KICK",
         "Remove a member (operators).",
         to=(Target, ...),
         params=_params("nick"),
-        body=OptionalLines,
+        body=(OptionalLines, None),
     ),
     _command("INVITE", "Invite a nick into a channel.", params=_params("nick", "channel")),
-    _command("AWAY", "Set (body) or clear (no body) your away message.", body=OptionalLines),
+    _command(
+        "AWAY", "Set (body) or clear (no body) your away message.", body=(OptionalLines, None)
+    ),
     _command(
         "PASS", "Register this anonymous session with a password.", params=_params("password")
     ),
-    _command("QUIT", "End the session and every client of it.", body=OptionalLines),
+    _command("QUIT", "End the session and every client of it.", body=(OptionalLines, None)),
     _command("PING", "Answered with PONG.", params=_params("token")),
     _command("NAMES", "A channel's members (353, 366).", to=(Target, ...)),
-    _command(
-        "LIST",
-        "Visible channels (321, 322, 323).",
-        params=(list[str], Field(default_factory=list, max_length=1, description="[mask]")),
-    ),
+    _command("LIST", "Visible channels (321, 322, 323).", params=_params("mask", required=0)),
     _command("WHOIS", "About a user (311 312 313 301 319 317 318).", params=_params("nick")),
     _command(
         "WHO",
         "Members of a channel, or users matching a mask (352, 315).",
-        to=(str | None, None),
-        params=(list[str], Field(default_factory=list, max_length=1, description="[mask]")),
+        params=_params("mask", required=0),
     ),
     _command("MOTD", "The message of the day (375 372 376)."),
     _command("LUSERS", "Server counts (251 252 254 255)."),

@@ -13,6 +13,8 @@ LIST = "b"  # a mask; without one, the list is read
 KEY, LIMIT = "k", "l"  # a parameter when set; none when unset
 KNOWN = FLAGS + MEMBER + LIST + KEY + LIMIT
 MAX_PARAM_MODES = 6
+MAX_LIMIT = 2**31 - 1  # +l is stored as a PostgreSQL integer
+MAX_MASK = 128  # characters of a +b mask: nick, user and host, with room to spare
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,25 @@ def parse(params: list[str]) -> list[Change]:
             param = args.pop(0)
         elif letter in LIST or letter == KEY:
             param = args.pop(0) if args else None
+        if param is not None and adding:
+            _check_param(letter, param)
         changes.append(Change(adding, letter, param))
     if sum(1 for c in changes if c.param is not None) > MAX_PARAM_MODES:
         raise errors.validation(f"at most {MAX_PARAM_MODES} modes with parameters per command")
     if args:
         raise errors.validation(f"MODE: unused parameters {args}")
     return changes
+
+
+def _check_param(letter: str, param: str) -> None:
+    if letter == KEY and (not param or " " in param or "," in param):
+        raise errors.validation("a channel key has no spaces or commas")
+    if letter == LIMIT and not (
+        param.isascii() and param.isdigit() and 1 <= int(param) <= MAX_LIMIT
+    ):
+        raise errors.validation(f"a channel limit is a number from 1 to {MAX_LIMIT}")
+    if letter in LIST and len(param) > MAX_MASK:
+        raise errors.validation(f"a mask has at most {MAX_MASK} characters")
 
 
 def is_list_query(changes: list[Change]) -> bool:
