@@ -11,10 +11,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from libs.db import migrate
 from tests.harness import System, open_system, test_settings
 from tests.infra import Infra, provide
+
+# Property tests draw the same examples on every run: a failure reproduces, and the
+# suite's time does not wander.
+settings.register_profile("chinwag", derandomize=True, database=None, deadline=None)
+settings.load_profile("chinwag")
 
 TEMPLATE = "chinwag_template"
 
