@@ -20,7 +20,7 @@ from services.gateway.commands import (
     check_params,
     optional_text,
 )
-from services.gateway.models import CommandIn
+from services.gateway.models import MAX_PARAMS, CommandIn
 
 edgy_text = st.one_of(
     st.text(max_size=20),
@@ -117,6 +117,8 @@ def test_deep_meta_is_refused_without_recursion(depth: int) -> None:
 @example(b'{"command": "PRIVMSG", "to": "\\ud800"}')
 def test_any_request_body_parses_or_is_a_validation_error(raw: bytes) -> None:
     try:
-        CommandIn.model_validate_json(raw)
+        command = CommandIn.model_validate_json(raw)
     except pydantic.ValidationError:
-        pass
+        return
+    assert len(command.params) <= MAX_PARAMS
+    assert command.to is None or len(command.to) <= 64
