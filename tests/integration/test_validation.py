@@ -232,3 +232,83 @@ async def test_openapi_and_probes_are_served(system: System) -> None:
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"postgres": True, "nats": True, "stream": True}
         assert "chinwag_gateway_commands_total" in (await http.get("/metrics/")).text
+
+
+# Found by tests/integration/test_schema_fuzz.py and probing: each was a 500 or 503.
+HOSTILE: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/api/v1/messages", {"command": "WHO", "to": "\x00"}),
+    ("POST", "/api/v1/messages", {"command": "NAMES", "to": "#\x00"}),
+    ("POST", "/api/v1/messages", {"command": "TOPIC", "to": "#room\x00"}),
+    ("POST", "/api/v1/messages", {"command": "PART", "to": "#\x00"}),
+    ("POST", "/api/v1/messages", {"command": "MODE", "to": "#room", "params": ["+l", "9" * 14]}),
+    ("POST", "/api/v1/messages", {"command": "MODE", "to": "#room", "params": ["+l", "²"]}),
+    ("POST", "/api/v1/messages", {"command": "MODE", "to": "#room", "params": ["+b", "*" * 200]}),
+    ("POST", "/api/v1/messages", {"command": "AWAY", "body": ["x"] * 101}),
+    ("GET", "/api/v1/history?target=%00", None),
+    ("GET", "/api/v1/history?target=%23room&before=99999999999999999999", None),
+    ("GET", "/api/v1/messages?after=99999999999999999999&timeout=0", None),
+    ("GET", "/api/v1/users/%00", None),
+    ("GET", "/api/v1/channels/%00", None),
+    ("GET", "/api/v1/channels/%00/members", None),
+]
+
+
+async def test_hostile_requests_get_a_400_and_change_nothing(system: System) -> None:
+    alice = await ApiClient.create(system.base_url, "alice")
+    await alice.join("#room")
+    await alice.receive(1)
+    before = await _snapshot(system)
+    for method, path, body in HOSTILE:
+        response = await alice.http.request(method, path, json=body)
+        assert response.status_code == 400, (path, body, response.text)
+        assert response.json()["error"]["code"] == "ERR_VALIDATION"
+    long_key = await alice.command("PING", key="k" * 129, params=["x"])
+    assert long_key.status_code == 400
+    assert await _snapshot(system) == before
+    await alice.nothing_more()
+    await alice.close()
+
+
+async def _chunks(data: bytes) -> Any:
+    for start in range(0, len(data), 1000):
+        yield data[start : start + 1000]
+
+
+async def test_bodies_over_the_limit_get_413_even_without_a_length(system: System) -> None:
+    alice = await ApiClient.create(system.base_url, "alice")
+    before = await _snapshot(system)
+    big = b'{"nick": "mallory", "password": "' + b"x" * 5000 + b'"}'
+    for path in ("/api/v1/session", "/api/v1/login", "/api/v1/messages", "/api/v1/logout"):
+        for content in (big, _chunks(big)):
+            response = await alice.http.post(
+                path, content=content, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 413, (path, response.text)
+            assert response.json()["error"]["code"] == "ERR_TOO_LARGE"
+    assert await _snapshot(system) == before
+    assert (await alice.http.get("/api/v1/state")).status_code == 200  # not logged out
+    small = b'{"command": "PING", "params": ["chunked"]}'
+    accepted = await alice.http.post(
+        "/api/v1/messages", content=_chunks(small), headers={"content-type": "application/json"}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["replies"][0]["params"][1] == "chunked"
+    await alice.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 2000 + b"]" * 2000,
+        b'{"nick": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+        b'{"command": "PING", "params": ["x"], "meta": ' + b'{"a":' * 600 + b"1" + b"}" * 601,
+    ],
+)
+async def test_deeply_nested_json_is_refused(system: System, raw: bytes) -> None:
+    alice = await ApiClient.create(system.base_url, "alice")
+    for path in ("/api/v1/session", "/api/v1/login", "/api/v1/messages"):
+        response = await alice.http.post(
+            path, content=raw, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, (path, response.text)
+    await alice.close()
