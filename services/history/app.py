@@ -35,9 +35,12 @@ class History:
             raise errors.validation(f"limit must be between 1 and {MAX_LIMIT}")
         if is_channel(request.target):
             key = fold(request.target)
-            if await store.channel_name(self.pool, key) is None:
+            modes = await store.channel_modes(self.pool, key)
+            if modes is None:
                 raise errors.no_such_channel(request.target)
             if not await store.is_member(self.pool, key, request.session_id):
+                if "s" in modes:  # a secret channel does not exist for outsiders
+                    raise errors.no_such_channel(request.target)
                 raise errors.not_on_channel(request.target)
         else:
             peer = await store.session_by_nick(self.pool, fold(request.target))

@@ -10,9 +10,12 @@ import asyncpg
 from libs.items import ITEM_COLUMNS, Item, item_from_row
 
 
-async def channel_name(pool: asyncpg.Pool[Any], folded: str) -> str | None:
-    name = await pool.fetchval("SELECT name FROM presence.channels WHERE name_folded = $1", folded)
-    return None if name is None else str(name)
+async def channel_modes(pool: asyncpg.Pool[Any], folded: str) -> str | None:
+    """A channel's flag modes (``"nst"``), or None when there is no such channel."""
+    modes = await pool.fetchval(
+        "SELECT modes FROM presence.channels WHERE name_folded = $1", folded
+    )
+    return None if modes is None else str(modes)
 
 
 async def is_member(pool: asyncpg.Pool[Any], folded: str, session_id: uuid.UUID) -> bool:
