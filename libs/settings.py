@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Logins per second per source address."
     )
     login_burst: int = Field(default=5, ge=1, description="Login burst per source address.")
+    session_pow_bits: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description="Proof of work for a new session: leading zero bits of its stamp; 0 = off.",
+    )
     idempotency_ttl: float = Field(
         default=86_400.0, gt=0, description="Seconds an idempotency key is remembered."
     )

@@ -74,9 +74,18 @@ class System:
         for name in list(self.running):
             await self.stop(name)
 
-    async def wait_ready(self, deadline: float = 20.0) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url) as http:
+    async def wait_ready(self, deadline: float = 20.0, base_url: str | None = None) -> None:
+        async with httpx.AsyncClient(base_url=base_url or self.base_url) as http:
             await until(lambda: _ready(http), deadline, "gateway ready")
+
+    async def start_gateway(self, name: str, **overrides: Any) -> str:
+        """Another gateway replica on the same NATS and PostgreSQL, with settings changed
+        by ``overrides``; returns its base URL once it is ready."""
+        port = free_port()
+        self.start(name, self.settings.model_copy(update={"http_port": port, **overrides}))
+        url = f"http://127.0.0.1:{port}"
+        await self.wait_ready(base_url=url)
+        return url
 
 
 async def _ready(http: httpx.AsyncClient) -> bool:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from libs import hashcash
 from services.chat.state import SavedState
 
 USER_AGENT = "chinwag-chat/0.1"
@@ -98,10 +99,21 @@ class ChatClient:
     # --- sessions -------------------------------------------------------------------
 
     async def create_session(self, nick: str, password: str | None = None) -> dict[str, Any]:
+        """A new session; when the server asks for proof of work, solve its challenge
+        (off the event loop) and ask again."""
         body: dict[str, Any] = {"nick": nick}
         if password:
             body["password"] = password
-        answer: dict[str, Any] = await self._call("POST", "/api/v1/session", json=body)
+        try:
+            answer: dict[str, Any] = await self._call("POST", "/api/v1/session", json=body)
+        except ApiError as error:
+            if error.code != "ERR_PROOF_OF_WORK":
+                raise
+            challenge = await self._call("GET", "/api/v1/challenge")
+            body["stamp"] = await asyncio.to_thread(
+                hashcash.solve, challenge["challenge"], challenge["bits"]
+            )
+            answer = await self._call("POST", "/api/v1/session", json=body)
         self.token = answer["token"]
         return answer
 

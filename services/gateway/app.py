@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,12 +40,13 @@ from libs.items import Item, item_from_row, rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.gateway import auth, ephemeral, feature_store, gauges, store
+from services.gateway import auth, ephemeral, feature_store, gauges, stamps, store
 from services.gateway.bodylimit import BodyLimit
 from services.gateway.commands import VERSION, Command, Commands, prefix
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import (
     MAX_KEY,
+    ChallengeOut,
     ChannelOut,
     ChannelsOut,
     ChannelSummary,
@@ -115,6 +118,7 @@ class Gateway:
     commands: Commands
     logins: auth.RateLimiter
     commands_limiter: auth.RateLimiter
+    challenges: stamps.Challenges
     notices: ephemeral.EphemeralHub = field(default_factory=ephemeral.EphemeralHub)
 
     @property
@@ -219,6 +223,10 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             commands=Commands(pool, nc, js, settings),
             logins=auth.RateLimiter(settings.login_rate, settings.login_burst),
             commands_limiter=auth.RateLimiter(settings.command_rate, settings.command_burst),
+            challenges=stamps.Challenges(
+                await store.server_key(pool, "session-challenge", secrets.token_bytes(32)),
+                settings.session_pow_bits,
+            ),
         )
 
         async def on_notice(msg: Any) -> None:
@@ -315,6 +323,7 @@ def _install_routes(app: FastAPI) -> None:
         """Create a session (an identity) and its first client."""
         if not valid_nick(body.nick):
             raise errors.erroneous_nick(body.nick)
+        paid = gw.challenges.check(body.stamp)
         session_id, client_id, token = uuid.uuid4(), uuid.uuid4(), auth.new_token()
         password_hash = (
             await asyncio.to_thread(auth.hash_password, body.password) if body.password else None
@@ -323,6 +332,8 @@ def _install_routes(app: FastAPI) -> None:
             event_id=new_event_id(), ts=utcnow(), session_id=session_id, nick=body.nick
         )
         async with gw.pool.acquire() as conn, conn.transaction():
+            if paid and not await store.spend_challenge(conn, paid.challenge, paid.expires):
+                raise stamps.refused("this challenge has already bought a session: solve a new one")
             try:
                 await store.create_session(
                     conn, session_id, body.nick, fold(body.nick), password_hash
@@ -337,6 +348,13 @@ def _install_routes(app: FastAPI) -> None:
             await gw.outbox.flush(gw.pool, gw.js, event.target)
         _set_cookie(response, token)
         return SessionOut(session_id=session_id, client_id=client_id, nick=body.nick, token=token)
+
+    @app.get("/api/v1/challenge", response_model=ChallengeOut, tags=["session"])
+    async def challenge(gw: GatewayDep) -> ChallengeOut:
+        """A proof-of-work challenge for ``POST /api/v1/session`` (``bits`` 0: none needed)."""
+        issued = gw.challenges.issue()
+        expires = datetime.fromtimestamp(issued.expires, UTC)
+        return ChallengeOut(challenge=issued.text, bits=issued.bits, expires_at=rfc3339(expires))
 
     @app.post("/api/v1/login", response_model=SessionOut, tags=["session"])
     async def login(

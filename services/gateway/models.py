@@ -35,6 +35,17 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY)]
 class SessionIn(Strict):
     nick: Nick
     password: str | None = Field(None, min_length=1, max_length=1024)
+    stamp: str | None = Field(
+        None,
+        max_length=256,
+        description="``<challenge>:<counter>`` solving GET /api/v1/challenge, when it asks",
+    )
+
+
+class ChallengeOut(BaseModel):
+    challenge: str
+    bits: int = Field(description="leading zero bits SHA-256 of the stamp needs; 0: no stamp")
+    expires_at: str
 
 
 class LoginIn(Strict):

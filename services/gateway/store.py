@@ -462,3 +462,30 @@ async def sessions_without_clients(pool: asyncpg.Pool[Any], limit: int) -> list[
            LIMIT $1""",
         limit,
     )
+
+
+# --- proof of work -------------------------------------------------------------------
+
+
+async def server_key(pool: asyncpg.Pool[Any], name: str, fresh: bytes) -> bytes:
+    """The shared key ``name``: ``fresh`` if this is the first call anywhere, else the
+    one stored by whoever came first."""
+    await pool.execute(
+        "INSERT INTO identity.server_keys (name, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        name,
+        fresh,
+    )
+    key = await pool.fetchval("SELECT key FROM identity.server_keys WHERE name = $1", name)
+    return bytes(key)
+
+
+async def spend_challenge(conn: Conn, challenge: str, expires: float) -> bool:
+    """Record a challenge as paid for; False when it already was. Expired ones go."""
+    await conn.execute("DELETE FROM identity.spent_challenges WHERE expires_at < now()")
+    spent = await conn.fetchval(
+        """INSERT INTO identity.spent_challenges (challenge, expires_at)
+           VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING RETURNING true""",
+        challenge,
+        expires,
+    )
+    return spent is True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -11,9 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from libs.embedded import free_port
 from services.gateway.app import expire_once, open_gateway
-from tests.harness import ApiClient, System, texts, until
+from tests.harness import ApiClient, System, texts
 
 
 async def people(url: str, *nicks: str) -> list[ApiClient]:
@@ -176,21 +174,9 @@ async def test_operator_actions_are_refused_to_others(system: System) -> None:
 
 
 @pytest.fixture
-async def replica(system: System) -> AsyncIterator[str]:
+async def replica(system: System) -> str:
     """A second gateway on the same NATS and PostgreSQL: its base URL."""
-    port = free_port()
-    system.start("gateway-2", system.settings.model_copy(update={"http_port": port}))
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url) as http:
-
-        async def ready() -> bool:
-            try:
-                return (await http.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await until(ready, 20, "the second gateway")
-    yield url
+    return await system.start_gateway("gateway-2")
 
 
 async def _answers(url: str, token: str) -> int:

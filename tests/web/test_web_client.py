@@ -8,6 +8,7 @@ the main views land in ``test-artifacts/``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -514,3 +515,22 @@ async def test_reactions_replies_edits_deletes_typing_and_unread_across_devices(
     await me.close()
     laptop.healthy()
     phone.healthy()
+
+
+async def test_the_web_client_pays_the_proof_of_work(browser: Browser, system: System) -> None:
+    url = await system.start_gateway("gateway-pow", session_pow_bits=14)
+    context = await browser.new_context(viewport=DESKTOP)
+    tab = await Tab.open(context, url)
+    samples = ["", "abc", "a" * 56, "a" * 64, "héllo", "x" * 200]
+    digests = await tab.page.evaluate(
+        """async (samples) => {
+            const { sha256Hex } = await import("/web/hashcash.js");
+            return samples.map(sha256Hex);
+        }""",
+        samples,
+    )
+    assert digests == [hashlib.sha256(s.encode()).hexdigest() for s in samples]
+    await tab.connect("alice", "pw-alice-1")
+    await tab.join("#paid")
+    tab.healthy()
+    await context.close()

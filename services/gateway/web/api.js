@@ -4,6 +4,8 @@
 // chinwag under a prefix. The token travels in the Authorization header and
 // cookies are never sent: each browser tab is its own client.
 
+import { solve } from "./hashcash.js";
+
 const JSON_TYPE = "application/json";
 const SEND_ATTEMPTS = 4;
 
@@ -87,10 +89,20 @@ function query(params) {
 
 const channelPath = (name) => `api/v1/channels/${encodeURIComponent(name.replace(/^#/, ""))}`;
 
-/** Anonymous (or newly registered) session: POST /session. */
-export function createSession(nick, password) {
+/**
+ * Anonymous (or newly registered) session: POST /session. When the server asks for
+ * proof of work, solve its challenge (GET /challenge) and ask again with the stamp.
+ */
+export async function createSession(nick, password) {
   const body = password ? { nick, password } : { nick };
-  return request("POST", "api/v1/session", { body, timeout: 15000 });
+  try {
+    return await request("POST", "api/v1/session", { body, timeout: 15000 });
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.code !== "ERR_PROOF_OF_WORK") throw error;
+  }
+  const challenge = await request("GET", "api/v1/challenge", { timeout: 15000 });
+  const stamp = await solve(challenge.challenge, challenge.bits);
+  return request("POST", "api/v1/session", { body: { ...body, stamp }, timeout: 15000 });
 }
 
 /** A new client of a session registered with a password: POST /login. */
