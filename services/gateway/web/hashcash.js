@@ -34,7 +34,14 @@ function compress(state, bytes, offset) {
     const s1 = rotr(b, 17) ^ rotr(b, 19) ^ (b >>> 10);
     W[i] = (W[i - 16] + s0 + W[i - 7] + s1) | 0;
   }
-  let [a, b, c, d, e, f, g, h] = state;
+  let a = state[0];
+  let b = state[1];
+  let c = state[2];
+  let d = state[3];
+  let e = state[4];
+  let f = state[5];
+  let g = state[6];
+  let h = state[7];
   for (let i = 0; i < 64; i += 1) {
     const t1 = (h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + W[i]) | 0;
     const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
@@ -57,19 +64,25 @@ function compress(state, bytes, offset) {
   state[7] += h;
 }
 
-/** The state after `tail` (under 64 bytes) and its padding, continuing from `start`. */
-function finish(start, tail, totalLength, buffer) {
+/** Lay out `tail` (under 64 bytes) and SHA-256's padding for a message of `total`
+ * bytes in `buffer`; returns how many 64-byte blocks that makes. */
+function pad(tail, total, buffer) {
   const blocks = tail.length + 9 <= 64 ? 1 : 2;
   buffer.fill(0);
   buffer.set(tail);
   buffer[tail.length] = 0x80;
-  const bits = totalLength * 8; // stamps are far below 2**32 bits
+  const bits = total * 8; // stamps are far below 2**32 bits
   const end = blocks * 64;
   buffer[end - 4] = bits >>> 24;
   buffer[end - 3] = (bits >>> 16) & 0xff;
   buffer[end - 2] = (bits >>> 8) & 0xff;
   buffer[end - 1] = bits & 0xff;
-  const state = Uint32Array.from(start);
+  return blocks;
+}
+
+/** `start` continued over the padded blocks in `buffer`, into `state`. */
+function finish(start, buffer, blocks, state) {
+  state.set(start);
   compress(state, buffer, 0);
   if (blocks === 2) compress(state, buffer, 64);
   return state;
@@ -90,9 +103,11 @@ const encoder = new TextEncoder();
 export function sha256Hex(text) {
   const bytes = encoder.encode(text);
   const whole = bytes.length - (bytes.length % 64);
-  const state = Uint32Array.from(INITIAL);
-  for (let i = 0; i < whole; i += 64) compress(state, bytes, i);
-  const digest = finish(state, bytes.subarray(whole), bytes.length, new Uint8Array(128));
+  const start = Uint32Array.from(INITIAL);
+  for (let i = 0; i < whole; i += 64) compress(start, bytes, i);
+  const buffer = new Uint8Array(128);
+  const blocks = pad(bytes.subarray(whole), bytes.length, buffer);
+  const digest = finish(start, buffer, blocks, new Uint32Array(8));
   return Array.from(digest, (w) => w.toString(16).padStart(8, "0")).join("");
 }
 
@@ -103,15 +118,20 @@ export async function solve(challenge, bits) {
   const start = Uint32Array.from(INITIAL);
   for (let i = 0; i < whole; i += 64) compress(start, prefix, i);
   const rest = prefix.subarray(whole);
-  const tail = new Uint8Array(rest.length + 16);
-  tail.set(rest);
   const buffer = new Uint8Array(128);
+  const state = new Uint32Array(8);
+  let width = 0; // hex digits of the counter the buffer is laid out for
+  let blocks = 0;
   for (let counter = 0; ; counter += 1) {
     const text = counter.toString(16);
-    for (let i = 0; i < text.length; i += 1) tail[rest.length + i] = text.charCodeAt(i);
-    const length = rest.length + text.length;
-    const state = finish(start, tail.subarray(0, length), whole + length, buffer);
-    if (zeroBits(state) >= bits) return `${challenge}:${text}`;
+    if (text.length !== width) {
+      width = text.length;
+      const tail = new Uint8Array(rest.length + width);
+      tail.set(rest);
+      blocks = pad(tail, prefix.length + width, buffer);
+    }
+    for (let i = 0; i < width; i += 1) buffer[rest.length + i] = text.charCodeAt(i);
+    if (zeroBits(finish(start, buffer, blocks, state)) >= bits) return `${challenge}:${text}`;
     if (counter % YIELD_EVERY === YIELD_EVERY - 1) {
       await new Promise((resolve) => setTimeout(resolve, 0)); // keep the page responsive
     }
