@@ -22,8 +22,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from tests.harness import System
 
-EXAMPLES = 20  # per operation and mode; commands, the richest input, get more
-COMMAND_EXAMPLES = 120
+EXAMPLES = 15  # per operation and mode; commands, the richest input, get more
+COMMAND_EXAMPLES = 90
 REFUSALS = ["400", "401", "403", "404", "405", "409", "413", "422", "429"]
 # Rules beyond JSON Schema (the MODE grammar, a line with some text, meta's depth and
 # NULs) are the server's alone: a schema-valid command may still be refused with 400.
