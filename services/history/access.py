@@ -17,9 +17,12 @@ async def conversation_key(pool: asyncpg.Pool[Any], session_id: uuid.UUID, targe
     """The target key of a channel the session is in, or of its DM with a nick."""
     if is_channel(target):
         key = fold(target)
-        if await store.channel_name(pool, key) is None:
+        modes = await store.channel_modes(pool, key)
+        if modes is None:
             raise errors.no_such_channel(target)
         if not await store.is_member(pool, key, session_id):
+            if "s" in modes:  # a secret channel does not exist for outsiders
+                raise errors.no_such_channel(target)
             raise errors.not_on_channel(target)
         return key
     peer = await store.session_by_nick(pool, fold(target))

@@ -11,12 +11,10 @@ import structlog
 
 from libs import bus, db, errors, ops, rpc
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
-from libs.events import dm_target
 from libs.feature_contracts import EditsRequest, PinsRequest, SearchRequest, ThreadRequest
-from libs.irc import fold, is_channel
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.history import store, summary
+from services.history import access, store, summary
 from services.history.search import Search
 from services.history.threads import Threads
 
@@ -33,20 +31,7 @@ class History:
     async def fetch(self, request: HistoryRequest) -> HistoryResult:
         if not 1 <= request.limit <= MAX_LIMIT:
             raise errors.validation(f"limit must be between 1 and {MAX_LIMIT}")
-        if is_channel(request.target):
-            key = fold(request.target)
-            modes = await store.channel_modes(self.pool, key)
-            if modes is None:
-                raise errors.no_such_channel(request.target)
-            if not await store.is_member(self.pool, key, request.session_id):
-                if "s" in modes:  # a secret channel does not exist for outsiders
-                    raise errors.no_such_channel(request.target)
-                raise errors.not_on_channel(request.target)
-        else:
-            peer = await store.session_by_nick(self.pool, fold(request.target))
-            if peer is None:
-                raise errors.no_such_nick(request.target)
-            key = dm_target(request.session_id, peer)
+        key = await access.conversation_key(self.pool, request.session_id, request.target)
         items, more = await store.page(
             self.pool, key, request.before, request.after, request.limit, self.keep
         )
