@@ -21,16 +21,16 @@ from libs.feature_contracts import (
     ThreadRequest,
     ThreadResult,
 )
-from libs.irc import fold
+from libs.irc import PLAIN_PATTERN, fold
 from libs.signatures import ALG
 from services.gateway import feature_store
 from services.gateway.app import CallerDep, Gateway, GatewayDep
-from services.gateway.models import ItemOut
+from services.gateway.models import ItemOut, PathName, Position, QueryTarget
 
 router = APIRouter(tags=["messages"])
 _encoder = msgspec.json.Encoder()
 
-TargetQuery = Annotated[str, Query(min_length=1, max_length=64)]
+TargetQuery = QueryTarget
 
 
 class SearchOut(BaseModel):
@@ -78,8 +78,8 @@ async def _history(gw: Gateway, endpoint: str, request: Any, result: type[Any]) 
 async def search(
     caller: CallerDep,
     gw: GatewayDep,
-    q: Annotated[str, Query(min_length=1, max_length=200)],
-    target: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    q: Annotated[str, Query(min_length=1, max_length=200, pattern=PLAIN_PATTERN)],
+    target: QueryTarget | None = None,
     before: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}\.[0-9]{1,19}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
@@ -95,7 +95,7 @@ async def thread(
     gw: GatewayDep,
     target: TargetQuery,
     id: uuid.UUID,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Position | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """A message and every reply under it (replies to replies too), oldest first."""
@@ -110,14 +110,14 @@ async def edits(caller: CallerDep, gw: GatewayDep, target: TargetQuery, id: uuid
 
 
 @router.get("/api/v1/channels/{name}/pins", response_model=PinsOut, tags=["state"])
-async def pins(name: str, caller: CallerDep, gw: GatewayDep) -> Response:
+async def pins(name: PathName, caller: CallerDep, gw: GatewayDep) -> Response:
     """A channel's pinned messages (members only), in the order they were pinned."""
     channel = name if name.startswith("#") else f"#{name}"
     return await _history(gw, "pins", PinsRequest(caller.session_id, channel), PinsResult)
 
 
 @router.get("/api/v1/users/{nick}/key", response_model=KeyOut, tags=["state"])
-async def key(nick: str, caller: CallerDep, gw: GatewayDep) -> KeyOut:
+async def key(nick: PathName, caller: CallerDep, gw: GatewayDep) -> KeyOut:
     """The Ed25519 key a user announced with PUBKEY; 404 when none."""
     row = await feature_store.signing_key(gw.pool, fold(nick))
     if row is None:
