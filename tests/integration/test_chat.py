@@ -138,7 +138,7 @@ async def test_login_checks_password_and_is_rate_limited(system: System) -> None
     # The bucket refills one login per 1000 s: however slowly a loaded machine runs the
     # Argon2 checks below, no refill lands within the test, so the count is exact.
     url = await system.start_gateway("gateway-logins", login_rate=0.001, login_burst=5)
-    await ApiClient.create(url, "dave", password="right-one")
+    await (await ApiClient.create(url, "dave", password="right-one")).close()
     async with httpx.AsyncClient(base_url=url) as http:
         wrong = await http.post("/api/v1/login", json={"nick": "dave", "password": "wrong"})
         assert wrong.status_code == 401

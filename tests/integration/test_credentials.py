@@ -127,7 +127,7 @@ async def test_new_sessions_pay_with_a_stamp_when_work_is_asked(system: System) 
         stamp = solve(challenge["challenge"], POW_BITS)
         assert stamp_bits(stamp) >= POW_BITS
         # The nick is taken: the stamp is not spent, and pays for the next try.
-        await ApiClient.create(system.base_url, "taken")
+        await (await ApiClient.create(system.base_url, "taken")).close()
         taken = await two.post("/api/v1/session", json={"nick": "taken", "stamp": stamp})
         assert taken.status_code == 409
         # Solved against one replica, accepted by the other: they share the key.

@@ -62,7 +62,11 @@ def _fuzz(base_url: str, raw: dict[str, Any]) -> int:
         {"checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}}}
     )
     schema = schemathesis.openapi.from_dict(_without_auth(raw), config=config)
-    http = requests.Session()
+    with requests.Session() as http:
+        return _run_all(schema, raw, base_url, http)
+
+
+def _run_all(schema: Any, raw: dict[str, Any], base_url: str, http: requests.Session) -> int:
     nicks = (f"fuzz{n}" for n in itertools.count())
 
     def fresh_client() -> dict[str, str]:

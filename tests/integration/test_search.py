@@ -50,11 +50,15 @@ async def test_search_finds_only_what_the_caller_may_read(system: System) -> Non
     assert bodies(await search(carol, "secret flaw")) == ["the parser has a secret flaw"]
     assert (await search(alice, "secret flaw"))["messages"] == []
 
-    # Narrowed to one conversation; a channel the caller is not in is refused.
+    # Narrowed to one conversation; a channel the caller is not in is refused (a secret
+    # one as if it did not exist, as every read endpoint answers outsiders).
     assert bodies(await search(alice, "parser", target="#dev")) == ["the parser ships friday"]
     assert bodies(await search(alice, "parser", target="bob")) == ["parser notes, just for you"]
-    refused = await eve.http.get("/api/v1/search", params={"q": "parser", "target": "#secret"})
+    refused = await eve.http.get("/api/v1/search", params={"q": "parser", "target": "#dev"})
     assert refused.status_code == 403, refused.text
+    hidden = await eve.http.get("/api/v1/search", params={"q": "parser", "target": "#secret"})
+    assert hidden.status_code == 404, hidden.text
+    assert hidden.json()["error"]["code"] == "ERR_NOSUCHCHANNEL"
     for bad in (
         {"q": ""},
         {"q": "x" * 201},
