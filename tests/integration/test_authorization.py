@@ -107,6 +107,10 @@ async def test_a_secret_channel_is_invisible_to_outsiders(system: System) -> Non
         return {
             "channel": (await http.get("/api/v1/channels/hidden")).status_code,
             "members": (await http.get("/api/v1/channels/hidden/members")).status_code,
+            "pins": (await http.get("/api/v1/channels/hidden/pins")).status_code,
+            "search": (
+                await http.get("/api/v1/search", params={"q": "psst", "target": "#hidden"})
+            ).status_code,
             "history": (await http.get("/api/v1/history", params={"target": "#hidden"})).json(),
             "list": [r[1][0] for r in replies(await client.ok("LIST")) if r[0] == "322"],
             "names": replies(await client.ok("NAMES", to="#hidden")),
@@ -119,7 +123,7 @@ async def test_a_secret_channel_is_invisible_to_outsiders(system: System) -> Non
 
     view = await outsider_view(eve)
     missing = {"code": "ERR_NOSUCHCHANNEL", "numeric": "403", "message": "#hidden: no such channel"}
-    assert view["channel"] == view["members"] == 404
+    assert view["channel"] == view["members"] == view["pins"] == view["search"] == 404
     assert view["history"]["error"]["code"] == "ERR_NOSUCHCHANNEL"
     assert view["list"] == ["#open"]
     assert view["names"] == [("366", ["#hidden"], ["End of /NAMES list"])]
@@ -131,7 +135,7 @@ async def test_a_secret_channel_is_invisible_to_outsiders(system: System) -> Non
     # A member sees it all.
     await bob.join("#hidden")
     inside = await outsider_view(bob)
-    assert inside["channel"] == inside["members"] == 200
+    assert inside["channel"] == inside["members"] == inside["pins"] == inside["search"] == 200
     assert "psst" in texts(inside["history"]["messages"])
     assert inside["list"] == ["#hidden", "#open"]
     assert inside["user"] == ["#hidden", "#open"]
