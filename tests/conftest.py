@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -26,11 +27,14 @@ TEMPLATE = "chinwag_template"
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    base = Path(os.environ.get("CHINWAG_TEST_DIR") or tmp_path_factory.mktemp("infra"))
-    with provide(base) as found:
-        asyncio.run(_make_template(found.postgres_url))
-        yield found
+def infra() -> Iterator[Infra]:
+    # Not under pytest's basetemp: another pytest run on the machine may prune old
+    # basetemps while this session's servers still keep their data there.
+    with tempfile.TemporaryDirectory(prefix="chinwag-test-", ignore_cleanup_errors=True) as tmp:
+        base = Path(os.environ.get("CHINWAG_TEST_DIR") or tmp)
+        with provide(base) as found:
+            asyncio.run(_make_template(found.postgres_url))
+            yield found
 
 
 def _url_for(admin_url: str, database: str) -> str:
