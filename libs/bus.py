@@ -45,6 +45,12 @@ STALE = Counter(
 BATCH_FAILURES = Counter(
     "chinwag_consumer_batch_failures_total", "Batches that failed and were retried", ["partition"]
 )
+GAPS = Counter(
+    "chinwag_consumer_delivery_gaps_total",
+    "Deliveries lost in flight, noticed by a gap in the consumer sequence; the consumer "
+    "restarts at the committed position",
+    ["partition"],
+)
 
 
 def servers(url: str) -> list[str]:
@@ -127,6 +133,10 @@ class PositionConflict(Exception):
     """The stored position is not where this batch starts: another consumer moved it."""
 
 
+class Unavailable(Exception):
+    """The projection's store cannot be reached; the events are not at fault."""
+
+
 class Projection(Protocol):
     """What a partition consumer drives: a projection that tracks its own position."""
 
@@ -158,9 +168,13 @@ class PartitionConsumer:
     committed is recognised and acked without effect. A batch is applied only
     if the stored position is still where the batch starts, so even two
     consumers of one partition (a mistake, or a hand-over) cannot skip an
-    event: the loser re-reads from the stored position. A batch that fails is
-    retried one event at a time; an event that fails ``max_attempts`` times in a
-    row is parked by the projection, never silently dropped.
+    event: the loser re-reads from the stored position. Deliveries lost in
+    flight (a NATS reconnect) show as a gap in the consumer sequence, and the
+    consumer is re-created rather than letting the position pass them. A batch
+    that fails is retried one event at a time; an event that fails
+    ``max_attempts`` times in a row is parked by the projection, never silently
+    dropped. A projection that raises ``Unavailable`` (its store is down) is
+    retried for as long as it takes, without counting against the events.
     """
 
     js: JetStreamContext
@@ -178,9 +192,7 @@ class PartitionConsumer:
         self.projection = telemetry.traced(self.projection, self.durable)
 
     async def run(self, stop: asyncio.Event) -> None:
-        label = str(self.partition)
-        attempts = 0
-        size = self.batch
+        attempts = 0  # failures in a row of the batch at the committed position
         while not stop.is_set():
             try:
                 position = await self.projection.position(self.partition)
@@ -190,53 +202,92 @@ class PartitionConsumer:
                 await _sleep_unless(stop, self.retry_delay)
                 continue
             try:
-                while not stop.is_set():
-                    msgs = await _fetch(sub, size)
-                    if not msgs:
-                        continue
-                    fresh = [
-                        Delivery(m.metadata.sequence.stream, m.subject, m.data, m.headers)
-                        for m in msgs
-                        if m.metadata.sequence.stream > position
-                    ]
-                    CONSUMED.labels(label).inc(len(msgs))
-                    STALE.labels(label).inc(len(msgs) - len(fresh))
-                    after_ack: AfterAck | None = None
-                    if fresh:
-                        try:
-                            after_ack = await self.projection.apply(self.partition, position, fresh)
-                        except PositionConflict:
-                            log.info("position moved elsewhere", partition=self.partition)
-                            break  # re-create the consumer at the stored position
-                        except Exception as error:  # noqa: BLE001 - retried, then parked
-                            attempts += 1
-                            BATCH_FAILURES.labels(label).inc()
-                            log.warning(
-                                "batch failed",
-                                partition=self.partition,
-                                first_seq=fresh[0].stream_seq,
-                                size=len(fresh),
-                                attempt=attempts,
-                                error=repr(error),
-                            )
-                            if len(fresh) == 1 and attempts >= self.max_attempts:
-                                await self.projection.park(self.partition, fresh[0], repr(error))
-                                attempts = 0
-                            size = 1
-                            await _sleep_unless(stop, self.retry_delay * min(attempts, 10))
-                            break  # re-create the consumer at the committed position
-                        position = fresh[-1].stream_seq
-                        attempts = 0
-                        size = self.batch
-                    for m in msgs:
-                        await m.ack()
-                    if after_ack is not None:
-                        await after_ack()
+                attempts = await self._consume(sub, position, attempts, stop)
             except (nats.errors.Error, OSError) as error:
                 log.warning("consumer interrupted", partition=self.partition, error=repr(error))
                 await _sleep_unless(stop, self.retry_delay)
             finally:
                 await _quietly(sub.unsubscribe())
+
+    async def _consume(
+        self,
+        sub: JetStreamContext.PullSubscription,
+        position: int,
+        attempts: int,
+        stop: asyncio.Event,
+    ) -> int:
+        """Apply batches from a fresh consumer until something calls for a new one.
+
+        Returns the failures in a row of the batch at the committed position.
+        """
+        label = str(self.partition)
+        size = 1 if attempts else self.batch
+        expected = 1  # a fresh consumer numbers its deliveries 1, 2, 3, …
+        while not stop.is_set():
+            msgs = await _fetch(sub, size)
+            _raise_if_cancelled()
+            if not msgs:
+                continue
+            if _gap(msgs, expected):
+                # A delivery never reached us (lost in flight across a reconnect):
+                # what follows must not move the position past it.
+                GAPS.labels(label).inc()
+                log.warning("delivery gap", partition=self.partition, expected=expected)
+                return attempts
+            expected = msgs[-1].metadata.sequence.consumer + 1
+            fresh = [
+                Delivery(m.metadata.sequence.stream, m.subject, m.data, m.headers)
+                for m in msgs
+                if m.metadata.sequence.stream > position
+            ]
+            CONSUMED.labels(label).inc(len(msgs))
+            STALE.labels(label).inc(len(msgs) - len(fresh))
+            after_ack: AfterAck | None = None
+            if fresh:
+                try:
+                    after_ack = await self.projection.apply(self.partition, position, fresh)
+                except PositionConflict:
+                    log.info("position moved elsewhere", partition=self.partition)
+                    return 0  # re-create the consumer at the stored position
+                except Unavailable as error:
+                    # The store is down, not the events at fault: retry, never park.
+                    log.warning(
+                        "projection unavailable", partition=self.partition, error=str(error)
+                    )
+                    await _sleep_unless(stop, self.retry_delay)
+                    return attempts
+                except Exception as error:  # noqa: BLE001 - retried, then parked
+                    return await self._failed(fresh, attempts + 1, error, stop)
+                position = fresh[-1].stream_seq
+                attempts = 0
+                size = self.batch
+            for m in msgs:
+                await m.ack()
+            if after_ack is not None:
+                await after_ack()
+        return attempts
+
+    async def _failed(
+        self, fresh: list[Delivery], attempts: int, error: Exception, stop: asyncio.Event
+    ) -> int:
+        """A batch failed: retry it one event at a time, and park an event failing too often."""
+        BATCH_FAILURES.labels(str(self.partition)).inc()
+        log.warning(
+            "batch failed",
+            partition=self.partition,
+            first_seq=fresh[0].stream_seq,
+            size=len(fresh),
+            attempt=attempts,
+            error=repr(error),
+        )
+        if len(fresh) == 1 and attempts >= self.max_attempts:
+            try:
+                await self.projection.park(self.partition, fresh[0], repr(error))
+                attempts = 0
+            except Exception as park_error:  # noqa: BLE001 - parking is retried as well
+                log.warning("parking failed", partition=self.partition, error=repr(park_error))
+        await _sleep_unless(stop, self.retry_delay * min(attempts, 10))
+        return attempts
 
     async def _subscribe(self, position: int) -> JetStreamContext.PullSubscription:
         with contextlib.suppress(nats.js.errors.NotFoundError):
@@ -254,6 +305,23 @@ class PartitionConsumer:
             ),
         )
         return await self.js.pull_subscribe_bind(self.durable, self.stream)
+
+
+def _gap(msgs: Sequence[Any], expected: int) -> bool:
+    """Whether the consumer sequence of these deliveries skips a number."""
+    return any(m.metadata.sequence.consumer != expected + i for i, m in enumerate(msgs))
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation that a library call swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (inside nats-py's fetch) returns the
+    result instead of raising when the cancellation and the result arrive
+    together; the task must still stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _fetch(sub: JetStreamContext.PullSubscription, size: int) -> list[Any]:
