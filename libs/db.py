@@ -12,6 +12,8 @@ import asyncpg.pool
 import msgspec
 import structlog
 
+from libs.settings import Settings
+
 log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
@@ -38,13 +40,58 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
-async def create_pool(dsn: str, size: int = 10) -> asyncpg.Pool[Any]:
-    """A pool whose connections encode and decode json/jsonb with msgspec."""
+async def create_pool(
+    dsn: str, size: int = 10, name: str | None = None, synchronous_commit: str | None = None
+) -> asyncpg.Pool[Any]:
+    """A pool whose connections encode and decode json/jsonb with msgspec.
+
+    ``name`` becomes the connections' ``application_name`` (pg_stat_activity
+    shows which service holds what); ``synchronous_commit`` is set on each
+    connection, so it applies to an external server as to the embedded one.
+    """
+    server_settings = {}
+    if name:
+        server_settings["application_name"] = name
+    if synchronous_commit:
+        server_settings["synchronous_commit"] = synchronous_commit
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=60
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=_init_connection,
+        command_timeout=60,
+        server_settings=server_settings,
     )
     assert pool is not None
     return pool
+
+
+async def service_pool(settings: Settings, service: str) -> asyncpg.Pool[Any]:
+    """The pool of one chinwag service, as its settings say."""
+    return await create_pool(
+        settings.dsn(),
+        settings.db_pool_size,
+        name=f"chinwag-{service}",
+        synchronous_commit=settings.database_synchronous_commit,
+    )
+
+
+def transient(error: BaseException) -> bool:
+    """Whether an error says the server or the connection failed, not the statement.
+
+    Such a failure says nothing about the data: retrying later will do.
+    """
+    return isinstance(
+        error,
+        OSError
+        | TimeoutError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError  # a connection left in a broken state
+        | asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError  # shutdown, starting up, cancelled
+        | asyncpg.exceptions.InsufficientResourcesError  # too many connections …
+        | asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    )
 
 
 @dataclass(frozen=True)

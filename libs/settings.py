@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
 
 
 class Settings(BaseSettings):
@@ -109,6 +112,22 @@ class Settings(BaseSettings):
         description="Seconds a service may take to stop after SIGTERM: it finishes and "
         "acknowledges what it holds, answers parked long-polls, drains NATS, closes its pool.",
     )
+    idempotency_lease: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an unanswered idempotency key refuses a retry (409) before "
+        "the retry takes it over.",
+    )
+    nats_sync_interval: str = Field(
+        default="default",
+        description="JetStream fsync interval of the embedded nats-server: 'default' "
+        "(the server's, 2 minutes), 'always', or a duration like '10s'.",
+    )
+    database_synchronous_commit: str = Field(
+        default="on",
+        description="PostgreSQL synchronous_commit of chinwag's connections (and of the "
+        "embedded server): on, off, local, remote_write or remote_apply.",
+    )
     log_format: str = Field(
         default="auto", description="'json', 'console' or 'auto' (tty → console)."
     )
@@ -131,6 +150,20 @@ class Settings(BaseSettings):
                 f"{self.fanout_workers}"
             )
         return self
+
+    @field_validator("nats_sync_interval")
+    @classmethod
+    def _sync_interval(cls, value: str) -> str:
+        if value not in ("default", "always") and not re.fullmatch(r"\d+(ms|s|m|h)", value):
+            raise ValueError("nats_sync_interval must be 'default', 'always' or like '10s'")
+        return value
+
+    @field_validator("database_synchronous_commit")
+    @classmethod
+    def _synchronous_commit(cls, value: str) -> str:
+        if value not in SYNCHRONOUS_COMMIT:
+            raise ValueError(f"database_synchronous_commit must be one of {SYNCHRONOUS_COMMIT}")
+        return value
 
     @property
     def owned_partitions(self) -> list[int]:

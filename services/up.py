@@ -229,18 +229,25 @@ async def _backends(
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     nats_url = settings.nats_url
     if database_url is None:
-        pg = EmbeddedPostgres(data_dir / "postgres")
+        pg = EmbeddedPostgres(
+            data_dir / "postgres", synchronous_commit=settings.database_synchronous_commit
+        )
         stack.push_async_callback(_stop_server, pg, "PostgreSQL", out)
         await asyncio.to_thread(pg.start)
         database_url = pg.url
         out.say(f"PostgreSQL at {pg.url} (log: {pg.log_path})")
     if nats_url is None:
-        nats_server = EmbeddedNats(data_dir / "nats")
+        nats_server = EmbeddedNats(data_dir / "nats", sync_interval=sync_interval(settings))
         stack.push_async_callback(_stop_server, nats_server, "nats-server", out)
         await asyncio.to_thread(nats_server.start)
         nats_url = nats_server.url
         out.say(f"nats-server at {nats_server.url} (log: {nats_server.log_path})")
     return database_url, nats_url
+
+
+def sync_interval(settings: Settings) -> str | None:
+    """The embedded nats-server's JetStream ``sync_interval``; None keeps its default."""
+    return None if settings.nats_sync_interval == "default" else settings.nats_sync_interval
 
 
 async def _stop_server(server: EmbeddedPostgres | EmbeddedNats, what: str, out: _Console) -> None:

@@ -14,7 +14,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from libs import bus, db, ops, telemetry
-from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict
+from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Unavailable
 from libs.db import Conn
 from libs.events import AnyEvent, decode_event
 from libs.items import WAKE_CHUNK, Wake
@@ -42,6 +42,18 @@ class DeliveryProjection:
         return await store.read_position(self.pool, self.stream, partition)
 
     async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
+        try:
+            return await self._apply(partition, after, batch)
+        except (PositionConflict, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            if db.transient(error):
+                raise Unavailable(repr(error)) from error
+            raise
+
+    async def _apply(
+        self, partition: int, after: int, batch: Sequence[Delivery]
+    ) -> AfterAck | None:
         woken: dict[str, int] = {}
         queue_rows = 0
         started = time.perf_counter()
@@ -133,7 +145,7 @@ async def _trim_loop(
 async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.0) -> None:
     """Consume every owned partition until ``stop`` is set."""
     async with AsyncExitStack() as stack:
-        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        pool = await db.service_pool(settings, "fanout")
         stack.push_async_callback(pool.close)
         nc = await bus.connect(settings.nats(), "chinwag-fanout")
         stack.push_async_callback(nc.drain)

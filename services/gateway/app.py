@@ -84,7 +84,6 @@ WEB_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-IDEMPOTENCY_LEASE = 10.0  # seconds an unanswered claim blocks a retry with the same key
 
 SENDS = Counter("chinwag_gateway_commands_total", "Commands answered", ["command", "status"])
 WAITING = Gauge("chinwag_gateway_longpolls_waiting", "Long-polls parked on this gateway")
@@ -200,7 +199,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
 async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     """Connect to PostgreSQL and NATS, subscribe to wakes; close it all on exit."""
     async with AsyncExitStack() as stack:
-        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        pool = await db.service_pool(settings, "gateway")
         stack.push_async_callback(pool.close)
         nc = await bus.connect(settings.nats(), "chinwag-gateway")
         stack.push_async_callback(nc.drain)
@@ -613,7 +612,12 @@ async def _execute_once(
     if key is None:
         return await _run(gw, caller, command, new_event_id())
     claim = await store.claim_key(
-        gw.pool, caller.session_id, key, _fingerprint(command), new_event_id(), IDEMPOTENCY_LEASE
+        gw.pool,
+        caller.session_id,
+        key,
+        _fingerprint(command),
+        new_event_id(),
+        gw.settings.idempotency_lease,
     )
     if claim.mismatch:
         raise errors.idempotency_mismatch()

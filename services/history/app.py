@@ -52,7 +52,7 @@ def extra_endpoints(pool: asyncpg.Pool[Any], settings: Settings) -> dict[str, An
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Serve history requests until ``stop`` is set."""
     async with AsyncExitStack() as stack:
-        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        pool = await db.service_pool(settings, "history")
         stack.push_async_callback(pool.close)
         nc = await bus.connect(settings.nats(), "chinwag-history")
         stack.push_async_callback(nc.drain)

@@ -382,7 +382,7 @@ class Presence:
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Serve presence requests until ``stop`` is set."""
     async with AsyncExitStack() as stack:
-        pool = await db.create_pool(settings.dsn(), settings.db_pool_size)
+        pool = await db.service_pool(settings, "presence")
         stack.push_async_callback(pool.close)
         nc = await bus.connect(settings.nats(), "chinwag-presence")
         stack.push_async_callback(nc.drain)
