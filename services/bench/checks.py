@@ -1,16 +1,22 @@
-"""Every delivered item checked: gap-free seq, each sent id exactly once, per-sender order.
+"""Every delivered item checked: gap-free seq, each send exactly once, per-target order.
 
 Benchmark messages carry ``meta.bench = [run, sender, n, intended]``: the run
 they belong to, the sender's index, the sender's own counter (1, 2, 3, …) and
 the monotonic time the schedule meant to send it at. ``n = 0`` marks the end of
 a scenario's load.
+
+``verdict`` checks a benchmark, where every receiver gets every accepted send.
+``check_history`` checks a fault run's history (in the spirit of Jepsen): each
+send acknowledged, failed, or unknown because its outcome never came back,
+and what every client received; see its docstring for the rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from services.bench.client import Item
 
@@ -27,6 +33,13 @@ def mark(run: str, sender: int, n: int, intended: float) -> dict[str, Any]:
     return {"bench": [run, sender, n, intended]}
 
 
+def target_of(item: Item) -> str:
+    """The target an item belongs to: its channel, or the unordered pair of a DM's nicks."""
+    if item.to.startswith("#"):
+        return item.to.lower()
+    return "|".join(sorted((item.from_.lower(), item.to.lower())))
+
+
 @dataclass
 class Receiver:
     """What one member received during one scenario."""
@@ -35,7 +48,8 @@ class Receiver:
     run: str
     seen: int  # the seq it had seen when the scenario began, then the last one
     ids: set[str] = field(default_factory=set)
-    last_n: dict[int, int] = field(default_factory=dict)
+    last_n: dict[tuple[str, int], int] = field(default_factory=dict)  # (target, sender) → n
+    last_pos: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     ended: bool = False
     delivered: int = 0
@@ -49,6 +63,13 @@ class Receiver:
     def _problem(self, text: str) -> None:
         if len(self.problems) < _SHOWN:
             self.problems.append(f"{self.name}: {text}")
+
+    def key(self, item: Item, sender: int, n: int) -> str:
+        """What identifies a send: here the event id its answer carried."""
+        return item.id
+
+    def arrived(self, key: str, at: float) -> None:
+        """Called once per distinct send received."""
 
     def accept(self, items: Sequence[Item], at: float) -> None:
         """Check a page of items received at monotonic time ``at``."""
@@ -66,25 +87,62 @@ class Receiver:
                 self.out_of_order += 1
                 self._problem(f"item {item.id} of another run {run!r}")
                 continue
-            if item.id in self.ids:
+            key = self.key(item, sender, n)
+            if key in self.ids:
                 self.duplicated += 1
-                self._problem(f"{item.id} delivered twice")
+                self._problem(f"{key} delivered twice")
                 continue
-            self.ids.add(item.id)
+            self.ids.add(key)
             self.last_at = at
+            self.arrived(key, at)
             if self.ended:
                 self.out_of_order += 1
-                self._problem(f"{item.id} after the end marker")
+                self._problem(f"{key} after the end marker")
             if n == END:
                 self.ended = True
                 continue
-            last = self.last_n.get(sender, 0)
-            if n != last + 1:
-                self.out_of_order += 1
-                self._problem(f"sender {sender} message {n} after {last}")
-            self.last_n[sender] = max(last, n)
+            self._check_order(item, target_of(item), sender, n)
             self.delivered += 1
             self.latencies.append(at - intended)
+
+    def _check_order(self, item: Item, target: str, sender: int, n: int) -> None:
+        # One sender's sends to one target arrive in the order it made them, and
+        # every client sees a target's items in the one order of its history (pos).
+        last = self.last_n.get((target, sender), 0)
+        if n <= last:
+            self.out_of_order += 1
+            self._problem(f"{target}: sender {sender} message {n} after {last}")
+        else:
+            self.last_n[(target, sender)] = n
+        if item.pos:
+            before = self.last_pos.get(target, 0)
+            if item.pos <= before:
+                self.out_of_order += 1
+                self._problem(f"{target}: pos {item.pos} after {before}")
+            else:
+                self.last_pos[target] = item.pos
+
+
+@dataclass
+class HistoryReceiver(Receiver):
+    """A fault run's receiver: sends are known by ``sender:n``, arrivals are timed.
+
+    A send retried under a new event id would still count once per key, so a
+    second delivery of it shows as a duplicate.
+    """
+
+    arrivals: dict[str, float] = field(default_factory=dict)
+
+    def key(self, item: Item, sender: int, n: int) -> str:
+        return send_key(sender, n)
+
+    def arrived(self, key: str, at: float) -> None:
+        self.arrivals[key] = at
+
+
+def send_key(sender: int, n: int) -> str:
+    """How a history names a send: its sender's index and counter."""
+    return f"{sender}:{n}"
 
 
 @dataclass
@@ -141,3 +199,73 @@ def verdict(receivers: Iterable[Receiver], sent: set[str], extra: Sequence[str] 
                 f"{receiver.name}: {len(unknown)} never accepted, e.g. {sorted(unknown)[:_SHOWN]}"
             )
     return Verdict(count, len(sent), delivered, lost, duplicated, out_of_order, problems)
+
+
+Outcome = Literal["acked", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class Send:
+    """One send of a history as its sender saw it: acknowledged (2xx), failed
+    (refused, so it must never appear) or unknown (no answer came back)."""
+
+    key: str
+    target: str  # as ``target_of`` names it
+    outcome: Outcome
+
+
+def check_history(
+    receivers: Iterable[Receiver],
+    sends: Iterable[Send],
+    recipients: Mapping[str, Collection[str]],
+    extra: Sequence[str] = (),
+) -> Verdict:
+    """Check a fault run: ``recipients`` maps each target to the receivers that must get it.
+
+    Every acknowledged send is in every recipient client's queue exactly once,
+    in per-target order, with gap-free seq (``Receiver`` checks those as items
+    arrive); an unknown send appears at most once, and in all of its
+    recipients' queues or in none; nothing appears that was never sent, or
+    that was sent to a target the client does not receive.
+    """
+    acked: dict[str, set[str]] = {}
+    maybe: dict[str, set[str]] = {}
+    for send in sends:
+        if send.outcome == "acked":
+            acked.setdefault(send.target, set()).add(send.key)
+        elif send.outcome == "unknown":
+            maybe.setdefault(send.target, set()).add(send.key)
+    problems = list(extra)
+    lost = duplicated = out_of_order = delivered = count = 0
+    holders: Counter[str] = Counter()
+    for receiver in receivers:
+        count += 1
+        delivered += receiver.delivered
+        duplicated += receiver.duplicated
+        out_of_order += receiver.out_of_order + receiver.bad_seq
+        problems.extend(receiver.problems)
+        targets = [t for t, names in recipients.items() if receiver.name in names]
+        expected = set().union(*(acked.get(t, set()) for t in targets))
+        possible = set().union(*(maybe.get(t, set()) for t in targets))
+        missing = expected - receiver.ids
+        foreign = receiver.ids - expected - possible
+        holders.update(receiver.ids & possible)
+        lost += len(missing)
+        if missing:
+            problems.append(
+                f"{receiver.name}: {len(missing)} lost, e.g. {sorted(missing)[:_SHOWN]}"
+            )
+        if foreign:
+            problems.append(
+                f"{receiver.name}: {len(foreign)} never sent to it, e.g. {sorted(foreign)[:_SHOWN]}"
+            )
+    for target, keys in maybe.items():
+        everyone = len(recipients.get(target, ()))
+        partial = sorted(k for k in keys if 0 < holders[k] < everyone)
+        if partial:
+            problems.append(
+                f"{target}: {len(partial)} unknown sends reached only some recipients, "
+                f"e.g. {partial[:_SHOWN]}"
+            )
+    expected_total = sum(len(keys) for keys in acked.values())
+    return Verdict(count, expected_total, delivered, lost, duplicated, out_of_order, problems)

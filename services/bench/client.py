@@ -35,6 +35,9 @@ class Item(msgspec.Struct):
     id: str
     command: str
     meta: dict[str, Any] = {}
+    to: str = ""
+    from_: str = msgspec.field(name="from", default="")
+    pos: int = 0
 
 
 class Page(msgspec.Struct):
@@ -51,6 +54,11 @@ class _Created(msgspec.Struct):
 
 class _Answer(msgspec.Struct):
     id: str
+
+
+def answer_id(data: bytes) -> str:
+    """The event id in a 200 answer to a command."""
+    return _answer.decode(data).id
 
 
 _page = msgspec.json.Decoder(Page)
@@ -123,16 +131,44 @@ class Api:
                 raise BenchError(f"the gateway at {self.base_url} was not ready in {deadline} s")
             await asyncio.sleep(0.1)
 
-    async def create_session(self, nick: str) -> Member:
-        body = _encode({"nick": nick})
+    async def create_session(self, nick: str, password: str | None = None) -> Member:
+        fields = {"nick": nick} if password is None else {"nick": nick, "password": password}
         async with self.http.post(
-            f"{self.base_url}/api/v1/session", data=body, headers=_JSON
+            f"{self.base_url}/api/v1/session", data=_encode(fields), headers=_JSON
         ) as response:
             data = await response.read()
             if response.status != 201:
                 raise BenchError(f"POST /session {nick}: {response.status} {data[:300]!r}")
         created = _created.decode(data)
         return Member(created.nick, created.token, created.session_id, created.client_id)
+
+    async def login(self, nick: str, password: str) -> Member:
+        """Another client (device) of a session that has a password."""
+        body = _encode({"nick": nick, "password": password})
+        async with self.http.post(
+            f"{self.base_url}/api/v1/login", data=body, headers=_JSON
+        ) as response:
+            data = await response.read()
+            if response.status != 200:
+                raise BenchError(f"POST /login {nick}: {response.status} {data[:300]!r}")
+        created = _created.decode(data)
+        return Member(created.nick, created.token, created.session_id, created.client_id)
+
+    async def attempt(
+        self, member: Member, payload: dict[str, Any], key: str, timeout: float
+    ) -> tuple[int, bytes]:
+        """Post one command with an idempotency key: its status and body, nothing judged.
+
+        A dropped connection or a timeout raises (aiohttp.ClientError, OSError,
+        TimeoutError): the outcome is then unknown.
+        """
+        async with self.http.post(
+            f"{self.base_url}/api/v1/messages",
+            data=_encode(payload),
+            headers={**member.headers, **_JSON, "Idempotency-Key": key},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            return response.status, await response.read()
 
     async def command(
         self,
