@@ -58,16 +58,41 @@ def servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-async def connect(url: str, name: str) -> NATS:
-    """A client that reconnects forever; callers see errors only while NATS is away."""
-    return await nats.connect(
+async def connect(
+    url: str, name: str, on_reconnect: Callable[[], Awaitable[None]] | None = None
+) -> NATS:
+    """A client that reconnects forever; callers see errors only while NATS is away.
+
+    ``on_reconnect`` runs once the connection is back and its subscriptions
+    are renewed: whatever was published to them in between never arrived.
+    """
+
+    client: NATS | None = None
+
+    async def disconnected() -> None:
+        if client is not None and not (client.is_closed or client.is_draining):
+            log.warning("nats disconnected", connection=name)
+
+    async def reconnected() -> None:
+        log.info("nats reconnected", connection=name)
+        if on_reconnect is not None:
+            await on_reconnect()
+
+    async def failed(error: Exception) -> None:
+        log.warning("nats connection error", connection=name, error=repr(error))
+
+    client = await nats.connect(
         servers(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.25,
         connect_timeout=5,
         allow_reconnect=True,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=failed,
     )
+    return client
 
 
 def stream_config(settings: Settings) -> StreamConfig:
@@ -187,6 +212,7 @@ class PartitionConsumer:
     ack_wait: float = 30.0
     max_attempts: int = 5
     retry_delay: float = 0.2
+    reconnects: Callable[[], int] | None = None  # how often the connection came back so far
 
     def __post_init__(self) -> None:
         self.projection = telemetry.traced(self.projection, self.durable)
@@ -223,9 +249,15 @@ class PartitionConsumer:
         label = str(self.partition)
         size = 1 if attempts else self.batch
         expected = 1  # a fresh consumer numbers its deliveries 1, 2, 3, …
+        connection = self._reconnects()
         while not stop.is_set():
             msgs = await _fetch(sub, size)
             _raise_if_cancelled()
+            if self._reconnects() != connection:
+                # Deliveries may have been lost on the old connection, and no later one
+                # might come to show the gap: start again from the committed position.
+                log.info("consumer restarts after a reconnect", partition=self.partition)
+                return attempts
             if not msgs:
                 continue
             if _gap(msgs, expected):
@@ -266,6 +298,9 @@ class PartitionConsumer:
             if after_ack is not None:
                 await after_ack()
         return attempts
+
+    def _reconnects(self) -> int:
+        return self.reconnects() if self.reconnects is not None else 0
 
     async def _failed(
         self, fresh: list[Delivery], attempts: int, error: Exception, stop: asyncio.Event

@@ -76,22 +76,26 @@ async def service_pool(settings: Settings, service: str) -> asyncpg.Pool[Any]:
     )
 
 
-def transient(error: BaseException) -> bool:
-    """Whether an error says the server or the connection failed, not the statement.
+# Failures of the server or of the connection, not of the statement: they say
+# nothing about the data, and retrying later will do.
+TRANSIENT: tuple[type[Exception], ...] = (
+    OSError,  # TimeoutError and refused connections among them
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection left in a broken state
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections …
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+)
 
-    Such a failure says nothing about the data: retrying later will do.
-    """
-    return isinstance(
-        error,
-        OSError
-        | TimeoutError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.InternalClientError  # a connection left in a broken state
-        | asyncpg.PostgresConnectionError
-        | asyncpg.exceptions.OperatorInterventionError  # shutdown, starting up, cancelled
-        | asyncpg.exceptions.InsufficientResourcesError  # too many connections …
-        | asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
-    )
+
+# Anything a query can fail with: the statement's fault, or the connection's.
+ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, *TRANSIENT)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether an error says the database or the connection to it failed, not the statement."""
+    return isinstance(error, TRANSIENT)
 
 
 @dataclass(frozen=True)

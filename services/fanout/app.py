@@ -136,7 +136,7 @@ async def _trim_loop(
                 pass
             while await extras.sweep(pool) > 0 and not stop.is_set():
                 pass
-        except (asyncpg.PostgresError, OSError) as error:
+        except db.ERRORS as error:
             log.warning("trim failed", error=repr(error))
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -147,7 +147,13 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
     async with AsyncExitStack() as stack:
         pool = await db.service_pool(settings, "fanout")
         stack.push_async_callback(pool.close)
-        nc = await bus.connect(settings.nats(), "chinwag-fanout")
+        reconnects = 0
+
+        async def reconnected() -> None:
+            nonlocal reconnects
+            reconnects += 1
+
+        nc = await bus.connect(settings.nats(), "chinwag-fanout", reconnected)
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
         await bus.ensure_stream(js, settings)
@@ -166,6 +172,7 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
                 batch=settings.fanout_batch,
                 ack_wait=settings.ack_wait,
                 max_attempts=settings.max_deliver_attempts,
+                reconnects=lambda: reconnects,
             ).run(until)
 
         ownership = await open_ownership(nc, settings, consume)

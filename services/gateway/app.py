@@ -201,12 +201,16 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     async with AsyncExitStack() as stack:
         pool = await db.service_pool(settings, "gateway")
         stack.push_async_callback(pool.close)
-        nc = await bus.connect(settings.nats(), "chinwag-gateway")
+        hub = WaiterHub()
+
+        async def reconnected() -> None:
+            hub.recheck()  # wakes published while the link was down never came
+
+        nc = await bus.connect(settings.nats(), "chinwag-gateway", reconnected)
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
         await bus.ensure_stream(js, settings)
         subjects = Subjects(settings.subject_prefix, settings.partitions)
-        hub = WaiterHub()
 
         async def on_wake(msg: Any) -> None:
             with telemetry.consuming(msg.subject, msg.headers):
@@ -247,12 +251,16 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             await asyncio.gather(*background)
 
 
+# What one sweep of session expiry may fail with; the next sweep tries again.
+_SWEEP_ERRORS: tuple[type[Exception], ...] = (*db.ERRORS, ChatError)
+
+
 async def _expire_sessions(gw: Gateway, stop: asyncio.Event, interval: float = 30.0) -> None:
     """Delete clients idle past the timeout; end sessions left without clients."""
     while not stop.is_set():
         try:
             await expire_once(gw)
-        except (asyncpg.PostgresError, OSError, ChatError) as error:
+        except _SWEEP_ERRORS as error:
             log.warning("session expiry failed", error=repr(error))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -273,13 +281,25 @@ async def _prune_keys(pool: asyncpg.Pool[Any], ttl: float, stop: asyncio.Event) 
     while not stop.is_set():
         try:
             await store.prune_idempotency(pool, ttl)
-        except (asyncpg.PostgresError, OSError) as error:
+        except db.ERRORS as error:
             log.warning("idempotency pruning failed", error=repr(error))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=60)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    async def unavailable(request: Request, error: Exception) -> JSONResponse:
+        # The database (or the link to it) is down: a clear 503, not a 500 with a trace.
+        # A send's outcome is then unknown, and its retry with the same key is safe.
+        log.warning("database unavailable", path=request.url.path, error=repr(error))
+        return error_response(
+            errors.unavailable("database unavailable; retry with the same Idempotency-Key"),
+            {"Retry-After": "1"},
+        )
+
+    for kind in db.TRANSIENT:
+        app.add_exception_handler(kind, unavailable)
+
     @app.exception_handler(ChatError)
     async def chat_error(request: Request, error: ChatError) -> JSONResponse:
         headers = {}

@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 from prometheus_client import Gauge
 
+from libs import db
 from services.gateway import store
 
 log = structlog.get_logger(__name__)
@@ -35,7 +36,7 @@ async def watch_counts(
             SESSIONS.set(counts["users"])
             CLIENTS.set(counts["clients"])
             CHANNELS.set(counts["channels"])
-        except (asyncpg.PostgresError, OSError) as error:
+        except db.ERRORS as error:
             log.warning("counting sessions failed", error=repr(error))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=INTERVAL if interval is None else interval)

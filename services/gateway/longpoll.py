@@ -68,6 +68,13 @@ class WaiterHub:
                 waiter.woken_by = telemetry.current()
                 waiter.event.set()
 
+    def recheck(self) -> None:
+        """Wakes may have been missed (the NATS link was down): every parked poll reads
+        its queue again now, answering with what it finds."""
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.event.set()
+
     def close(self) -> None:
         """Shutting down: answer every parked poll now, and every later one at once."""
         self.closing = True

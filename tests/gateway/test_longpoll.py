@@ -34,3 +34,11 @@ async def test_closing_answers_parked_and_later_polls() -> None:
 
 def test_an_undecodable_wake_is_ignored() -> None:
     WaiterHub().on_wake_message(b"garbage")
+
+
+async def test_a_recheck_answers_every_parked_poll_but_not_later_ones() -> None:
+    hub = WaiterHub()
+    parked = [hub.register("c1", after=3), hub.register("c2", after=0)]
+    hub.recheck()
+    assert all([await waiter.wait(0.0) for waiter in parked])
+    assert not await hub.register("c3", after=0).wait(0.01)

@@ -207,3 +207,26 @@ async def test_a_cancellation_swallowed_inside_fetch_still_stops_the_consumer() 
 
 async def _fetched_twice(js: _JetStream) -> bool:
     return bool(js.subs) and js.subs[-1].fetches >= 2
+
+
+async def test_a_delivery_lost_with_nothing_after_it_is_recovered_after_a_reconnect() -> None:
+    # The last delivery is lost: no later one comes to show the gap.
+    js = _JetStream(stream=[1, 2, 3], lose={3})
+    projection = _Projection()
+    reconnects = 0
+    consumer = _consumer(js, projection)
+    consumer.reconnects = lambda: reconnects
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await until(lambda: _stored(projection, 2), 5.0, "the events before the lost one")
+        reconnects += 1
+        await until(lambda: _stored(projection, 3), 5.0, "the lost event, after the reconnect")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5.0)
+    assert projection.applied == [1, 2, 3]
+
+
+async def _stored(projection: _Projection, seq: int) -> bool:
+    return projection.stored == seq
