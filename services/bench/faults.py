@@ -255,6 +255,9 @@ async def run_fault(
         problems.extend(_exited(cluster))
     finally:
         await cluster.close()
+    problems.extend(f"logged an error: {line[:300]}" for line in cluster.log_lines("error")[:10])
+    if workload.statuses.get("500"):
+        problems.append(f"{workload.statuses['500']} answers were 500: a bug, not a fault")
     verdict = workload.verdict()
     problems.extend(verdict.problems)
     counts = outcomes(workload.ops)
