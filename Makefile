@@ -8,7 +8,7 @@ CHINWAG_DATA_DIR  ?= .chinwag
 CHINWAG_HTTP_PORT ?= 8080
 export CHINWAG_DATA_DIR CHINWAG_HTTP_PORT
 
-.PHONY: up test lint fmt bench bench-features docs manifests clean
+.PHONY: up test lint fmt bench bench-features soak docs manifests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 ## bench-features: what search, unread counts and the search index cost (about a minute)
 bench-features: $(STAMP)
 	$(BIN)/python -m services.bench.features
+
+## soak: fault runs at length, a memory soak and the cost of durability (~15 min); SOAK_ARGS=--minutes 2
+soak: $(STAMP)
+	$(BIN)/chinwag soak $(SOAK_ARGS)
 
 ## lint: ruff, mypy --strict and yamllint
 lint: $(STAMP)

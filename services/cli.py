@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "bench":
         return _bench(settings, args)
+    if args.command == "soak":
+        return _soak(settings, args)
     return _serve(args.command, settings)
 
 
@@ -122,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=3.0, help="seconds any one network call may take"
     )
     from services.bench.options import add_arguments as bench_arguments
+    from services.bench.options import add_soak_arguments
 
     bench_arguments(
         commands.add_parser(
@@ -129,6 +132,15 @@ def _parser() -> argparse.ArgumentParser:
             help="measure latency, throughput and capacity against the components' ceilings",
             description="Start chinwag as `up` does (or use the configured URLs), run the "
             "benchmark scenarios, print a table and write JSON.",
+        )
+    )
+    add_soak_arguments(
+        commands.add_parser(
+            "soak",
+            help="fault runs at length, a memory soak and the cost of durability",
+            description="On embedded servers of its own: every fault several times (table of "
+            "sends, lost, duplicated, recovery), minutes of mixed traffic with each process's "
+            "RSS sampled, and send rates under each durability choice.",
         )
     )
     from services.chat.main import add_arguments as chat_arguments
@@ -200,6 +212,13 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings, least=logging.WARNING)
     return _run(bench(settings, args)) or 0
+
+
+def _soak(settings: Settings, args: argparse.Namespace) -> int:
+    from services.bench.soak import soak
+
+    configure_logging(settings, least=logging.WARNING)
+    return _run(soak(args)) or 0
 
 
 def _config_doc(readme: Path | None) -> int:

@@ -177,11 +177,14 @@ class Api:
         to: str | None = None,
         body: list[str] | None = None,
         meta: dict[str, Any] | None = None,
+        params: list[str] | None = None,
     ) -> Sent:
         """Post one command; raises ``Rejected`` on 429 and ``BenchError`` on any other refusal."""
         payload: dict[str, Any] = {"command": command}
         if to is not None:
             payload["to"] = to
+        if params is not None:
+            payload["params"] = params
         if body is not None:
             payload["body"] = body
         if meta is not None:

@@ -26,7 +26,7 @@ import asyncpg
 from services.bench.cluster import Cluster, Servers, run_settings
 from services.bench.workload import Shape, Workload, outcomes, recovery
 
-Action = Callable[[Cluster], Awaitable[None]]
+Action = Callable[[Cluster, Workload], Awaitable[None]]
 
 # A fanout transaction under way: between the statements of a batch, or in its big write.
 _MID_BATCH = """SELECT count(*) FROM pg_stat_activity
@@ -47,7 +47,7 @@ class Timing:
 
 
 SHORT = Timing(after=4.0)
-LONG = Timing(before=10.0, during=8.0, after=10.0, cycles=3, drain=120.0)
+LONG = Timing(before=5.0, during=5.0, after=6.0, cycles=3, drain=120.0)
 
 
 @dataclass(frozen=True)
@@ -78,53 +78,55 @@ async def mid_batch(cluster: Cluster, deadline: float = 10.0) -> bool:
         await conn.close()
 
 
-async def _kill_fanout(cluster: Cluster) -> None:
+async def _kill_fanout(cluster: Cluster, workload: Workload) -> None:
     await mid_batch(cluster)
     await cluster.service("fanout").kill()
 
 
-async def _restart_fanout(cluster: Cluster) -> None:
+async def _restart_fanout(cluster: Cluster, workload: Workload) -> None:
     await cluster.restart("fanout")
 
 
-async def _kill_gateway(cluster: Cluster) -> None:
+async def _kill_gateway(cluster: Cluster, workload: Workload) -> None:
+    # Mid-request: while one of the workload's sends is with that gateway.
+    await workload.in_flight(cluster.gateway_urls[0])
     await cluster.service("gateway.0").kill()
 
 
-async def _restart_gateway(cluster: Cluster) -> None:
+async def _restart_gateway(cluster: Cluster, workload: Workload) -> None:
     await cluster.restart("gateway.0")
 
 
-async def _pause_fanout(cluster: Cluster) -> None:
+async def _pause_fanout(cluster: Cluster, workload: Workload) -> None:
     await mid_batch(cluster)
     cluster.service("fanout").pause()
 
 
-async def _resume_fanout(cluster: Cluster) -> None:
+async def _resume_fanout(cluster: Cluster, workload: Workload) -> None:
     cluster.service("fanout").resume()
 
 
-async def _kill_nats(cluster: Cluster) -> None:
+async def _kill_nats(cluster: Cluster, workload: Workload) -> None:
     await cluster.servers.kill_nats()
 
 
-async def _start_nats(cluster: Cluster) -> None:
+async def _start_nats(cluster: Cluster, workload: Workload) -> None:
     await cluster.servers.start_nats()
 
 
-async def _kill_postgres(cluster: Cluster) -> None:
+async def _kill_postgres(cluster: Cluster, workload: Workload) -> None:
     await cluster.servers.kill_postgres()
 
 
-async def _start_postgres(cluster: Cluster) -> None:
+async def _start_postgres(cluster: Cluster, workload: Workload) -> None:
     await cluster.servers.start_postgres()
 
 
 def _cut(label: str) -> tuple[Action, Action]:
-    async def cut(cluster: Cluster) -> None:
+    async def cut(cluster: Cluster, workload: Workload) -> None:
         await cluster.proxies[label].cut()
 
-    async def restore(cluster: Cluster) -> None:
+    async def restore(cluster: Cluster, workload: Workload) -> None:
         await cluster.proxies[label].open()
 
     return cut, restore
@@ -242,10 +244,10 @@ async def run_fault(
             try:
                 for _ in range(timing.cycles):
                     await _traffic(timing.before, sending)
-                    await fault.inject(cluster)
+                    await fault.inject(cluster, workload)
                     await _traffic(fault.during or timing.during, sending)
                     repairs.append(time.monotonic())
-                    await fault.repair(cluster)
+                    await fault.repair(cluster, workload)
                 await _traffic(timing.after, sending)
             finally:
                 stop.set()

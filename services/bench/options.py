@@ -141,3 +141,40 @@ def check(sizes: Sizes) -> None:
         raise ValueError("the big room and the idle scenario need at least one client")
     if not 1 <= sizes.poll_timeout <= 60:
         raise ValueError("the long-poll timeout must be between 1 and 60 s")
+
+
+SOAK_PARTS = ("faults", "memory", "durability")
+
+
+def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``chinwag soak``."""
+    parser.add_argument(
+        "--only",
+        default=",".join(SOAK_PARTS),
+        metavar="PARTS",
+        help=f"comma-separated parts to run, of {', '.join(SOAK_PARTS)} (default: all)",
+    )
+    parser.add_argument(
+        "--faults",
+        default="all",
+        metavar="NAMES",
+        help="comma-separated faults to run, e.g. kill-fanout,restart-nats (default: all)",
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=5.0, help="length of the memory soak (default: 5)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=15.0,
+        help="seconds of load per durability choice and round (default: 15)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds over the durability choices (default: 2)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("soak-results.json"),
+        help="where to write the JSON results (default: soak-results.json)",
+    )

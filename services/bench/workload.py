@@ -91,6 +91,7 @@ class Workload:
     receivers: dict[str, HistoryReceiver] = field(default_factory=dict)
     statuses: Counter[str] = field(default_factory=Counter)  # answers other than 200
     poll_failures: int = 0
+    attempts_at: Counter[str] = field(default_factory=Counter)  # gateway → attempts under way
     _apis: list[Api] = field(default_factory=list)
     _listeners: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -254,6 +255,15 @@ class Workload:
                         self.receivers[f"{user.nick}/{k}"].accept(page.messages, time.monotonic())
                         client.seen = page.last_seq
                         break
+
+    async def in_flight(self, gateway: str, deadline: float = 10.0) -> bool:
+        """Wait until a send is under way at ``gateway``; False if none was in time."""
+        end = time.monotonic() + deadline
+        while self.attempts_at[gateway] <= 0:
+            if time.monotonic() > end:
+                return False
+            await asyncio.sleep(0.001)
+        return True
 
     def delivered_at(self, op: Op) -> float | None:
         """When ``op`` had reached every recipient client; None if some never got it."""
