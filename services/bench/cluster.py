@@ -248,9 +248,14 @@ class Cluster:
         await self.wait_ready([label])
 
     async def close(self) -> dict[str, int | None]:
-        """Stop every service (gateways first); each one's exit code."""
-        order = sorted(self.services.values(), key=lambda s: s.name != "gateway")
-        codes = {s.label: await s.stop() for s in order}
+        """Stop every service (the gateways first, then the workers); each one's exit code."""
+        codes: dict[str, int | None] = {}
+        for gateways in (True, False):
+            group = [s for s in self.services.values() if (s.name == "gateway") == gateways]
+            for service, code in zip(
+                group, await asyncio.gather(*(s.stop() for s in group)), strict=True
+            ):
+                codes[service.label] = code
         for proxy in self.proxies.values():
             await proxy.close()
         return codes

@@ -41,12 +41,12 @@ class Timing:
 
     before: float = 1.5  # traffic before each injection
     during: float = 2.0  # how long the fault lasts (unless the fault says otherwise)
-    after: float = 1.5  # traffic after the last repair (past a publish's timeout)
+    after: float = 1.5  # traffic after the last repair
     cycles: int = 1  # injections per run
     drain: float = 60.0  # the longest wait for the last deliveries
 
 
-SHORT = Timing(after=4.0)
+SHORT = Timing(before=1.0, during=1.5, after=2.5)
 LONG = Timing(before=5.0, during=5.0, after=6.0, cycles=3, drain=120.0)
 
 
@@ -145,11 +145,11 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "stop-fanout",
-        f"SIGSTOP of fanout inside a batch for 3 x ack wait ({ACK_WAIT:g} s), then SIGCONT",
+        f"SIGSTOP of fanout inside a batch for 2.5 x its ack wait ({ACK_WAIT:g} s), then SIGCONT",
         _pause_fanout,
         _resume_fanout,
         settings={"ack_wait": ACK_WAIT},
-        during=3 * ACK_WAIT,
+        during=2.5 * ACK_WAIT,
     ),
     Fault("restart-nats", "kill -9 of nats-server, then start", _kill_nats, _start_nats),
     Fault("restart-postgres", "kill -9 of PostgreSQL, then start", _kill_postgres, _start_postgres),
@@ -221,7 +221,10 @@ async def run_fault(
         database_url,
         servers.nats.url,
         fanout_batch=16,
+        # Shorter than the defaults (10 s, 5 s), so that a run sees a lease taken
+        # over and a lost publish retried within seconds.
         idempotency_lease=2.0,
+        request_timeout=2.0,
         **fault.settings,
     )
     cluster = Cluster(servers, settings, workdir / fault.name, fault.gateways, fault.proxied)

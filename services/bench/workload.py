@@ -102,9 +102,10 @@ class Workload:
         shape = self.shape
         for i in range(shape.users):
             nick = f"u{self.run}{i}"
-            first = await api.create_session(nick, PASSWORD)
+            second = i < shape.two_clients  # a password only where a login needs one
+            first = await api.create_session(nick, PASSWORD if second else None)
             clients = [first]
-            if i < shape.two_clients:
+            if second:
                 clients.append(await api.login(nick, PASSWORD))
             self.users.append(User(nick, clients))
         for c in range(shape.channels):
@@ -210,10 +211,13 @@ class Workload:
         while True:
             api = self._apis[gateway % len(self._apis)]
             op.attempts += 1
+            self.attempts_at[api.base_url] += 1
             try:
                 status, data = await api.attempt(client, payload, key, self.shape.attempt_timeout)
             except _UNREACHABLE as error:
                 status, data = 0, type(error).__name__.encode()
+            finally:
+                self.attempts_at[api.base_url] -= 1
             if status == 200:
                 op.outcome, op.answered = "acked", time.monotonic()
                 answer_id(data)  # a 200 carries the event's id
