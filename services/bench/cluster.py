@@ -187,6 +187,7 @@ class Cluster:
     settings: Settings
     workdir: Path
     gateways: int = 1
+    fanouts: int = 1  # workers that split the partitions, and take over a dead one's
     proxied: tuple[str, ...] = ()  # labels of services whose NATS link goes through a proxy
     services: dict[str, Service] = field(default_factory=dict)
     proxies: dict[str, Proxy] = field(default_factory=dict)
@@ -212,7 +213,7 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
         }
         for name in SERVICES:
-            count = self.gateways if name == "gateway" else 1
+            count = {"gateway": self.gateways, "fanout": self.fanouts}.get(name, 1)
             for i in range(count):
                 label = name if count == 1 else f"{name}.{i}"
                 port = free_port()
@@ -220,6 +221,9 @@ class Cluster:
                     **base,
                     "CHINWAG_HTTP_PORT" if name == "gateway" else "CHINWAG_OPS_PORT": str(port),
                 }
+                if name == "fanout":
+                    env["CHINWAG_FANOUT_WORKERS"] = str(count)
+                    env["CHINWAG_FANOUT_ORDINAL"] = str(i)
                 if label in self.proxied:
                     proxy = Proxy("127.0.0.1", self.servers.nats.port)
                     await proxy.open()

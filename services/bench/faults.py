@@ -59,6 +59,7 @@ class Fault:
     inject: Action
     repair: Action
     gateways: int = 1
+    fanouts: int = 1
     proxied: tuple[str, ...] = ()  # services whose NATS link goes through a proxy
     settings: Mapping[str, Any] = field(default_factory=dict)
     during: float | None = None
@@ -85,6 +86,15 @@ async def _kill_fanout(cluster: Cluster, workload: Workload) -> None:
 
 async def _restart_fanout(cluster: Cluster, workload: Workload) -> None:
     await cluster.restart("fanout")
+
+
+async def _kill_one_fanout(cluster: Cluster, workload: Workload) -> None:
+    await mid_batch(cluster)
+    await cluster.service("fanout.0").kill()
+
+
+async def _restart_one_fanout(cluster: Cluster, workload: Workload) -> None:
+    await cluster.restart("fanout.0")
 
 
 async def _kill_gateway(cluster: Cluster, workload: Workload) -> None:
@@ -133,9 +143,20 @@ def _cut(label: str) -> tuple[Action, Action]:
 
 
 ACK_WAIT = 1.0  # the consumer's ack wait in the SIGSTOP run: the pause outlasts it
+LEASE_TTL = 2.0  # a partition lease in the run with two fanout workers
 
 FAULTS: tuple[Fault, ...] = (
     Fault("kill-fanout", "kill -9 of fanout inside a batch", _kill_fanout, _restart_fanout),
+    Fault(
+        "kill-one-fanout",
+        f"kill -9 of one of two fanout workers; the other takes its partitions over once "
+        f"their leases ({LEASE_TTL:g} s) run out, and hands them back at its restart",
+        _kill_one_fanout,
+        _restart_one_fanout,
+        fanouts=2,
+        settings={"fanout_lease_ttl": LEASE_TTL},
+        during=2 * LEASE_TTL,
+    ),
     Fault(
         "kill-gateway",
         "kill -9 of one of two gateways; clients retry on the other",
@@ -189,6 +210,7 @@ class FaultReport:
     problems: list[str]
     statuses: dict[str, int]  # answers other than 200, and why attempts went unanswered
     send_seconds: tuple[float, float]  # acknowledged sends: median and slowest answer
+    slowest_delivery: float  # seconds from an answer to the last recipient's receipt
 
     @property
     def ok(self) -> bool:
@@ -202,7 +224,8 @@ class FaultReport:
             f"duplicated {self.duplicated}, out of order {self.out_of_order}; "
             f"recovery {recovered}; not 200: {self.statuses}; answered in "
             f"{self.send_seconds[0] * 1000:.0f} ms (median), "
-            f"{self.send_seconds[1]:.2f} s (slowest)",
+            f"{self.send_seconds[1]:.2f} s (slowest); slowest delivery "
+            f"{self.slowest_delivery:.2f} s",
             *self.problems[:20],
         ]
         return "\n".join(lines)
@@ -227,7 +250,9 @@ async def run_fault(
         request_timeout=2.0,
         **fault.settings,
     )
-    cluster = Cluster(servers, settings, workdir / fault.name, fault.gateways, fault.proxied)
+    cluster = Cluster(
+        servers, settings, workdir / fault.name, fault.gateways, fault.fanouts, fault.proxied
+    )
     run = uuid.uuid4().hex[:6]
     shape = shape or Shape()
     workload = Workload(run, [], shape)
@@ -283,6 +308,7 @@ async def run_fault(
         problems=problems,
         statuses=dict(workload.statuses),
         send_seconds=_answer_times(workload),
+        slowest_delivery=_slowest_delivery(workload),
     )
 
 
@@ -293,6 +319,17 @@ def _answer_times(workload: Workload) -> tuple[float, float]:
         if op.outcome == "acked" and op.answered is not None
     )
     return (took[len(took) // 2], took[-1]) if took else (0.0, 0.0)
+
+
+def _slowest_delivery(workload: Workload) -> float:
+    took = [
+        done - op.answered
+        for op in workload.ops
+        if op.outcome == "acked"
+        and op.answered is not None
+        and (done := workload.delivered_at(op)) is not None
+    ]
+    return max(0.0, *took) if took else 0.0
 
 
 def _slowest(recoveries: list[float | None]) -> float | None:
@@ -321,7 +358,16 @@ def _exited(cluster: Cluster) -> list[str]:
 
 def table(reports: Sequence[FaultReport]) -> str:
     """The fault table: one row per run."""
-    header = ("fault", "sent", "acked", "unknown", "lost", "duplicated", "recovery")
+    header = (
+        "fault",
+        "sent",
+        "acked",
+        "unknown",
+        "lost",
+        "duplicated",
+        "recovery",
+        "slowest delivery",
+    )
     rows = [
         (
             r.fault,
@@ -331,6 +377,7 @@ def table(reports: Sequence[FaultReport]) -> str:
             str(r.lost),
             str(r.duplicated),
             "never" if r.recovery is None else f"{r.recovery:.2f} s",
+            f"{r.slowest_delivery:.2f} s",
         )
         for r in reports
     ]
