@@ -12,15 +12,22 @@ position does).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
+log = structlog.get_logger(__name__)
+
 _BUCKET_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_STREAM_NOT_FOUND = 10059  # JetStream's error code
+T = TypeVar("T")
 
 
 class Holder(msgspec.Struct, frozen=True):
@@ -47,11 +54,21 @@ def bucket_name(stream: str, purpose: str) -> str:
 
 
 class Leases:
-    """Named leases held on behalf of ``me`` in one bucket."""
+    """Named leases held on behalf of ``me`` in one bucket.
 
-    def __init__(self, kv: KeyValue, me: Holder) -> None:
+    The bucket lives in memory: a nats-server restart loses it, and with it
+    every lease (as if each had lapsed). An operation that finds the bucket
+    gone makes it again and tries once more, so the workers take their
+    partitions anew instead of waiting on a bucket that will never return.
+    """
+
+    def __init__(
+        self, kv: KeyValue, me: Holder, js: JetStreamContext, config: KeyValueConfig
+    ) -> None:
         self.kv = kv
         self.me = me
+        self.js = js
+        self.config = config
         self._value = _encode(me)
 
     @classmethod
@@ -67,23 +84,22 @@ class Leases:
             storage=StorageType.MEMORY,
             replicas=replicas,
         )
+        return cls(await _bucket(js, config), me, js, config)
+
+    async def _again_if_gone(self, operation: Callable[[KeyValue], Awaitable[T]]) -> T:
         try:
-            kv = await js.create_key_value(config)
-        except nats.js.errors.BadRequestError:
-            # It exists with another term or replica count: bring it to ours.
-            info = await js.stream_info(f"KV_{bucket}")
-            stream = info.config
-            stream.max_age = ttl
-            stream.duplicate_window = min(ttl, 120.0)
-            stream.num_replicas = replicas
-            await js.update_stream(stream)
-            kv = await js.key_value(bucket)
-        return cls(kv, me)
+            return await operation(self.kv)
+        except nats.js.errors.Error as error:
+            if not _bucket_gone(error):
+                raise
+        log.warning("lease bucket gone; making it again", bucket=self.config.bucket)
+        self.kv = await _bucket(self.js, self.config)
+        return await operation(self.kv)
 
     async def acquire(self, key: str) -> int | None:
         """Take a free lease; its revision, or None when someone holds it."""
         try:
-            return await self.kv.create(key, self._value)
+            return await self._again_if_gone(lambda kv: kv.create(key, self._value))
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
@@ -94,14 +110,14 @@ class Leases:
     async def renew(self, key: str, revision: int) -> int | None:
         """Extend a held lease by a full term; None when it was lost (lapsed or taken)."""
         try:
-            return await self.kv.update(key, self._value, last=revision)
+            return await self._again_if_gone(lambda kv: kv.update(key, self._value, last=revision))
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
     async def release(self, key: str, revision: int) -> None:
         """Give a held lease up at once, unless it has already changed hands."""
         try:
-            await self.kv.delete(key, last=revision)
+            await self._again_if_gone(lambda kv: kv.delete(key, last=revision))
         except nats.js.errors.APIError as error:
             if error.err_code not in (10071, 10164):  # wrong last sequence: not ours anymore
                 raise
@@ -109,7 +125,7 @@ class Leases:
     async def read(self, key: str) -> Lease | None:
         """The current holder of a lease, or None when it is free."""
         try:
-            entry = await self.kv.get(key)
+            entry = await self._again_if_gone(lambda kv: kv.get(key))
         except nats.js.errors.KeyNotFoundError:
             return None
         if entry.value is None or entry.revision is None:
@@ -121,7 +137,33 @@ class Leases:
 
     async def announce(self, key: str) -> None:
         """Say that ``me`` wants a key (a plain write, lapsing like a lease)."""
-        await self.kv.put(key, self._value)
+        await self._again_if_gone(lambda kv: kv.put(key, self._value))
+
+
+async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """The bucket of ``config``, created or brought to that configuration."""
+    try:
+        return await js.create_key_value(config)
+    except nats.js.errors.BadRequestError:
+        # It exists with another term or replica count: bring it to ours.
+        info = await js.stream_info(f"KV_{config.bucket}")
+        stream = info.config
+        stream.max_age = config.ttl
+        stream.duplicate_window = min(config.ttl or 120.0, 120.0)
+        stream.num_replicas = config.replicas
+        await js.update_stream(stream)
+        return await js.key_value(config.bucket)
+
+
+def _bucket_gone(error: nats.js.errors.Error) -> bool:
+    """Whether an error says the bucket's stream does not exist (anymore)."""
+    if isinstance(error, nats.js.errors.NoStreamResponseError | nats.js.errors.BucketNotFoundError):
+        return True
+    return (
+        isinstance(error, nats.js.errors.NotFoundError)
+        and not isinstance(error, nats.js.errors.KeyValueError)
+        and error.err_code == _STREAM_NOT_FOUND
+    )
 
 
 TransportError = (nats.errors.Error, OSError, TimeoutError)

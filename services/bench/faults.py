@@ -143,7 +143,7 @@ def _cut(label: str) -> tuple[Action, Action]:
 
 
 ACK_WAIT = 1.0  # the consumer's ack wait in the SIGSTOP run: the pause outlasts it
-LEASE_TTL = 2.0  # a partition lease in the run with two fanout workers
+LEASE_TTL = 2.0  # fanout's partition leases in every run
 
 FAULTS: tuple[Fault, ...] = (
     Fault("kill-fanout", "kill -9 of fanout inside a batch", _kill_fanout, _restart_fanout),
@@ -154,7 +154,6 @@ FAULTS: tuple[Fault, ...] = (
         _kill_one_fanout,
         _restart_one_fanout,
         fanouts=2,
-        settings={"fanout_lease_ttl": LEASE_TTL},
         during=2 * LEASE_TTL,
     ),
     Fault(
@@ -244,11 +243,12 @@ async def run_fault(
         database_url,
         servers.nats.url,
         fanout_batch=16,
-        # Shorter than the defaults (10 s, 5 s), so that a run sees a lease taken
-        # over and a lost publish retried within seconds.
+        # Shorter than the defaults (10 s, 5 s), so that a run sees a key's lease
+        # taken over and a lost publish retried within seconds.
         idempotency_lease=2.0,
         request_timeout=2.0,
-        **fault.settings,
+        # Partition leases fenced within the run's seconds, not after the default 10 s.
+        **{"fanout_lease_ttl": LEASE_TTL, **fault.settings},
     )
     cluster = Cluster(
         servers, settings, workdir / fault.name, fault.gateways, fault.fanouts, fault.proxied

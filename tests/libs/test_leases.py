@@ -78,3 +78,23 @@ async def test_reopening_the_bucket_with_another_term_applies_it(nc: NATS) -> No
     await _open(nc, bucket, "a", ttl=7)
     info = await nc.jetstream().stream_info(f"KV_{bucket}")
     assert info.config.max_age == 7
+
+
+async def test_a_bucket_lost_with_a_nats_restart_is_made_again(nc: NATS) -> None:
+    # The bucket lives in memory: a nats-server restart loses it, as deleting it does here.
+    bucket = _bucket()
+    a = await _open(nc, bucket, "a", ttl=30.0)
+    revision = await a.acquire("partition.0")
+    assert revision is not None
+    await nc.jetstream().delete_stream(f"KV_{bucket}")
+
+    assert await a.renew("partition.0", revision) is None  # it lapsed with the bucket
+    await a.announce("want.0")
+    assert await a.read("partition.0") is None
+    again = await a.acquire("partition.0")
+    assert again is not None
+    lease = await a.read("partition.0")
+    assert lease is not None and lease.holder == a.me
+    await a.release("partition.0", again)
+    assert await a.read("partition.0") is None
+    await nc.jetstream().delete_stream(f"KV_{bucket}")
