@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from libs.settings import Settings
-from services.gateway import auth
+from services.gateway import auth, stamps
 from services.gateway.app import Gateway, create_app
 from services.gateway.longpoll import WaiterHub
 
@@ -43,6 +43,7 @@ async def test_a_request_while_the_database_is_down_is_answered_503(error: Excep
         commands=None,  # type: ignore[arg-type]
         logins=auth.RateLimiter(1, 1),
         commands_limiter=auth.RateLimiter(1, 1),
+        challenges=stamps.Challenges(b"key", 0),
     )
     app = create_app(settings, gateway)
     app.state.gateway = gateway
