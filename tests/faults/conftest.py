@@ -1,7 +1,13 @@
-"""A nats-server and a PostgreSQL of the fault runs' own: the runs kill and restart them."""
+"""A nats-server and a PostgreSQL of the fault runs' own: the runs kill and restart them.
+
+They and the runs' logs live outside pytest's basetemp: another pytest run on
+the machine may prune old basetemps while this session still uses them.
+"""
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +18,14 @@ from services.bench.cluster import Servers
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    found = Servers.embedded(Path(tmp_path_factory.mktemp("fault-servers")), Settings(), fast=True)
+def fault_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="chinwag-faults-", ignore_cleanup_errors=True) as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def servers(fault_dir: Path) -> Iterator[Servers]:
+    found = Servers.embedded(fault_dir / "servers", Settings(), fast=True)
     found.nats.start()
     try:
         found.postgres.start()
@@ -21,3 +33,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     finally:
         found.postgres.stop()
         found.nats.stop()
+
+
+@pytest.fixture
+def workdir(fault_dir: Path) -> Path:
+    """Where one run's services log."""
+    return fault_dir / uuid.uuid4().hex[:8]

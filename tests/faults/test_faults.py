@@ -16,9 +16,9 @@ from services.bench.faults import FAULTS, SHORT, Fault, run_fault
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 async def test_a_fault_loses_and_repeats_nothing(
-    fault: Fault, servers: Servers, tmp_path: Path
+    fault: Fault, servers: Servers, workdir: Path
 ) -> None:
-    report = await run_fault(fault, servers, tmp_path, SHORT)
+    report = await run_fault(fault, servers, workdir, SHORT)
     print(report.describe())
     assert report.acked > 0
     assert (report.lost, report.duplicated) == (0, 0), report.describe()
