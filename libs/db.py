@@ -40,6 +40,16 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Release without asyncpg's reset query (a round trip per release).
+
+    asyncpg still rolls back a transaction left open. Nothing run on a pooled
+    connection leaves session state behind (no SET, LISTEN, cursors or
+    session-level advisory locks; ``pg_advisory_xact_lock`` ends with its
+    transaction): code that needs session state takes a connection of its own.
+    """
+
+
 async def create_pool(
     dsn: str, size: int = 10, name: str | None = None, synchronous_commit: str | None = None
 ) -> asyncpg.Pool[Any]:
@@ -59,6 +69,7 @@ async def create_pool(
         min_size=1,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=60,
         server_settings=server_settings,
     )

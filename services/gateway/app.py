@@ -125,7 +125,8 @@ class Gateway:
         return self.commands.outbox
 
 
-def _state(request: Request) -> Gateway:
+async def _state(request: Request) -> Gateway:
+    # async: a plain function dependency would be run in the thread pool, one hop per request.
     gateway: Gateway = request.app.state.gateway
     return gateway
 
