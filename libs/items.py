@@ -78,9 +78,33 @@ def item_from_row(row: Any, seq: int | None = None) -> Item:
 
 
 class Wake(msgspec.Struct, array_like=True):
-    """Published by fanout after a commit: these clients' queues now reach these seqs."""
+    """Published by fanout after a commit: these clients' queues now reach these seqs.
+
+    A small batch's wake also carries its items (encoded without ``seq``) and, per
+    client, which of them its queue got, in order: their seqs run up to the client's
+    last seq. A gateway answers a poll from it when it holds every item the poll
+    needs, without reading the queue again.
+    """
 
     clients: list[tuple[str, int]]
+    items: list[msgspec.Raw] = []
+    picks: list[list[int]] = []
 
 
-WAKE_CHUNK = 2000
+WAKE_CHUNK = 2000  # clients per wake message
+WAKE_ITEMS = 16  # items a wake carries at most …
+WAKE_ITEM_BYTES = 65_536  # … and their encoded size at most
+
+_item_encoder = msgspec.json.Encoder()
+
+
+def encode_item(item: Item) -> bytes:
+    return _item_encoder.encode(item)
+
+
+def page_json(items: list[bytes], first_seq: int, after: int) -> bytes:
+    """A long-poll answer, ``{"messages": [...], "last_seq": N}``, from items encoded
+    without ``seq``, numbered from ``first_seq`` (``after`` when there are none)."""
+    parts = [b'{"seq":%d,' % (first_seq + i) + item[1:] for i, item in enumerate(items)]
+    last = first_seq + len(items) - 1 if items else after
+    return b'{"messages":[' + b",".join(parts) + b'],"last_seq":%d}' % last

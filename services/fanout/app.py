@@ -16,12 +16,20 @@ from nats.aio.client import Client as NATS
 from libs import bus, db, ops, telemetry
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Unavailable
 from libs.db import Conn
-from libs.events import AnyEvent, decode_event
-from libs.items import WAKE_CHUNK, Wake
+from libs.events import AnyEvent, MessageChange, decode_event
+from libs.items import (
+    WAKE_CHUNK,
+    WAKE_ITEM_BYTES,
+    WAKE_ITEMS,
+    Item,
+    Wake,
+    encode_item,
+    rfc3339,
+)
 from libs.settings import Settings
 from libs.subjects import Subjects
 from services.fanout import extras, metrics, store
-from services.fanout.handlers import segments
+from services.fanout.handlers import StoredItem, segments
 from services.fanout.ownership import open_ownership
 
 log = structlog.get_logger(__name__)
@@ -55,6 +63,7 @@ class DeliveryProjection:
         self, partition: int, after: int, batch: Sequence[Delivery]
     ) -> AfterAck | None:
         woken: dict[str, int] = {}
+        carried = _Carried()
         queue_rows = 0
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -68,11 +77,19 @@ class DeliveryProjection:
                     await _park_in(conn, self.stream, delivery, repr(error))
             done = await store.already_projected(conn, [e.event_id for e in events])
             fresh = await extras.admit(conn, [e for e in events if e.event_id not in done])
-            for segment in segments(fresh):
+            cut = segments(fresh)
+            # Changes to messages (edits, deletes …) rewrite items after they are written:
+            # a wake carries items only when the batch leaves them as written.
+            carry = sum(len(segment.items) for segment in cut) <= WAKE_ITEMS and not any(
+                isinstance(e, MessageChange) for e in fresh
+            )
+            for segment in cut:
                 await store.apply_changes(conn, segment.before)
-                last_seqs, written = await store.write_items(conn, segment.items)
-                woken.update(last_seqs)
-                queue_rows += written
+                written = await store.write_items(conn, segment.items, with_picks=carry)
+                woken.update(written.last_seqs)
+                queue_rows += written.rows
+                if carry:
+                    carried.add(segment.items, written)
                 await store.apply_changes(conn, segment.after)
             await extras.project(conn, fresh)
             await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
@@ -87,7 +104,7 @@ class DeliveryProjection:
         )
 
         async def wake() -> None:
-            await self.publish_wakes(woken)
+            await self.publish_wakes(woken, carried if carry else None)
 
         return wake if woken else None
 
@@ -104,11 +121,46 @@ class DeliveryProjection:
             error,
         )
 
-    async def publish_wakes(self, woken: dict[str, int]) -> None:
+    async def publish_wakes(self, woken: dict[str, int], carried: _Carried | None = None) -> None:
         pairs = list(woken.items())
+        if carried is not None and carried.size > WAKE_ITEM_BYTES:
+            carried = None
+        items = [msgspec.Raw(item) for item in carried.items] if carried is not None else []
         for start in range(0, len(pairs), WAKE_CHUNK):
-            chunk = Wake(clients=pairs[start : start + WAKE_CHUNK])
-            await telemetry.publish(self.nc, self.wake_subject, _wake_encoder.encode(chunk))
+            chunk = pairs[start : start + WAKE_CHUNK]
+            picks = [carried.picks.get(c, []) for c, _ in chunk] if carried is not None else []
+            wake = Wake(clients=chunk, items=items, picks=picks)
+            await telemetry.publish(self.nc, self.wake_subject, _wake_encoder.encode(wake))
+
+
+class _Carried:
+    """The items of a small batch, encoded as queue items, and which clients got which."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self.picks: dict[str, list[int]] = {}
+        self.size = 0
+
+    def add(self, items: list[StoredItem], written: store.Written) -> None:
+        offset = len(self.items)
+        for item, pos in zip(items, written.positions, strict=True):
+            encoded = encode_item(
+                Item(
+                    pos=pos,
+                    id=str(item.event_id),
+                    ts=rfc3339(item.created_at),
+                    command=item.command,
+                    from_=item.sender,
+                    to=item.to_name,
+                    params=item.params,
+                    body=item.body,
+                    meta=item.meta,
+                )
+            )
+            self.items.append(encoded)
+            self.size += len(encoded)
+        for client, ords in (written.picks or {}).items():
+            self.picks.setdefault(client, []).extend(offset + o for o in ords)
 
 
 async def _park_in(conn: Conn, stream: str, delivery: Delivery, error: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -69,8 +70,12 @@ numbered AS (
 queued AS (
     INSERT INTO delivery.client_queues (client_id, seq, message_id)
     SELECT client_id, seq, message_id FROM numbered
+),
+picks AS (
+    SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $17 GROUP BY client_id
 )
-SELECT client_id, last_seq, (SELECT count(*) FROM rcpt) AS queued FROM counters
+SELECT c.client_id, c.last_seq, p.ords, (SELECT count(*) FROM rcpt) AS queued
+FROM counters c LEFT JOIN picks p USING (client_id)
 """
 
 _encode = msgspec.json.Encoder().encode
@@ -151,13 +156,23 @@ async def apply_changes(conn: Conn, changes: list[Change]) -> None:
             )
 
 
-async def write_items(conn: Conn, items: list[StoredItem]) -> tuple[dict[str, int], int]:
+@dataclass
+class Written:
+    """What one ``write_items`` did."""
+
+    last_seqs: dict[str, int]  # each recipient client's last seq
+    rows: int  # queue rows written
+    positions: list[int]  # each item's position in its target's history
+    picks: dict[str, list[int]] | None  # per client, the indexes of the items it got
+
+
+async def write_items(conn: Conn, items: list[StoredItem], with_picks: bool = False) -> Written:
     """Write items once and queue them to every recipient client.
 
-    Returns each recipient client's last seq, and how many queue rows were written.
+    ``with_picks`` also returns, per recipient client, which items it got, in order.
     """
     if not items:
-        return {}, 0
+        return Written({}, 0, [], {} if with_picks else None)
     counts = Counter(item.target for item in items)
     last = {
         r["target"]: r["last_pos"]
@@ -186,9 +201,12 @@ async def write_items(conn: Conn, items: list[StoredItem]) -> tuple[dict[str, in
         [i.sessions[0] if i.sessions else None for i in items],
         [i.sessions[-1] if i.sessions else None for i in items],
         [_json(list(i.channels)) if i.channels else None for i in items],
+        with_picks,
     )
     queued = int(rows[0]["queued"]) if rows else 0
-    return {str(r["client_id"]): r["last_seq"] for r in rows}, queued
+    last_seqs = {str(r["client_id"]): r["last_seq"] for r in rows}
+    picks = {str(r["client_id"]): list(r["ords"]) for r in rows} if with_picks else None
+    return Written(last_seqs, queued, positions, picks)
 
 
 async def park(

@@ -26,7 +26,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.staticfiles import StaticFiles
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
+from prometheus_client import Counter, make_asgi_app
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
@@ -36,12 +36,14 @@ from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.errors import ChatError
 from libs.events import SessionCreated, new_event_id, utcnow
 from libs.irc import fold, valid_nick
-from libs.items import Item, item_from_row, rfc3339
+from libs.items import rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.gateway import auth, ephemeral, feature_store, gauges, stamps, store
+from services.gateway import auth, ephemeral, feature_store, gauges, polls, stamps, store
+from services.gateway.acks import Acknowledgements
 from services.gateway.bodylimit import BodyLimit
+from services.gateway.callers import Callers
 from services.gateway.commands import VERSION, Command, Commands, prefix
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import (
@@ -86,23 +88,10 @@ WEB_HEADERS = {
 }
 
 SENDS = Counter("chinwag_gateway_commands_total", "Commands answered", ["command", "status"])
-WAITING = Gauge("chinwag_gateway_longpolls_waiting", "Long-polls parked on this gateway")
 ACCEPTED = Counter(
     "chinwag_gateway_sends_accepted_total", "Commands accepted (200), by command", ["command"]
 )
-WAKE_TO_RESPONSE = Histogram(
-    "chinwag_gateway_wake_to_response_seconds",
-    "From a wake reaching a parked long-poll to its page being read",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
-)
-
 _encoder = msgspec.json.Encoder()
-
-
-class MessagesPage(msgspec.Struct, omit_defaults=True):
-    messages: list[Item]
-    last_seq: int
-    ephemeral: list[ephemeral.Notice] = []
 
 
 @dataclass
@@ -114,6 +103,8 @@ class Gateway:
     nc: NATS
     js: JetStreamContext
     hub: WaiterHub
+    acks: Acknowledgements
+    callers: Callers
     commands: Commands
     logins: auth.RateLimiter
     commands_limiter: auth.RateLimiter
@@ -143,7 +134,8 @@ async def current_caller(
     token = credentials.credentials if credentials else cookie
     if not token:
         raise errors.unauthorized()
-    caller = await store.caller_by_token(_state(request).pool, auth.token_hash(token))
+    gateway: Gateway = request.app.state.gateway
+    caller = await gateway.callers.caller(auth.token_hash(token))
     if caller is None:
         raise errors.unauthorized()
     return caller
@@ -224,6 +216,8 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             nc=nc,
             js=js,
             hub=hub,
+            acks=Acknowledgements(pool),
+            callers=Callers(pool),
             commands=Commands(pool, nc, js, settings),
             logins=auth.RateLimiter(settings.login_rate, settings.login_burst),
             commands_limiter=auth.RateLimiter(settings.command_rate, settings.command_burst),
@@ -480,28 +474,11 @@ def _install_routes(app: FastAPI) -> None:
         timeout: Annotated[float, Query(ge=0, le=60)] = 15,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
-        """Items of this client's queue with seq > ``after``, waiting up to ``timeout`` s."""
-        waiter = gw.hub.register(str(caller.client_id), after)
-        gw.notices.attach(caller.client_id, caller.session_id, waiter)
-        WAITING.inc()
-        try:
-            if after > caller.acked_seq or not caller.seen_recently:
-                await store.acknowledge(gw.pool, caller.client_id, after)
-            rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
-            if not rows and timeout > 0 and await waiter.wait(timeout):
-                with telemetry.resumed("long-poll answer", waiter.woken_by):
-                    rows = await store.queue_after(gw.pool, caller.client_id, after, limit)
-                if waiter.woken_at is not None:
-                    WAKE_TO_RESPONSE.observe(time.perf_counter() - waiter.woken_at)
-        finally:
-            WAITING.dec()
-            gw.hub.unregister(waiter)
-        page = MessagesPage(
-            messages=[item_from_row(r, r["seq"]) for r in rows],
-            last_seq=rows[-1]["seq"] if rows else after,
-            ephemeral=gw.notices.drain(caller.client_id),
-        )
-        return Response(_encoder.encode(page), media_type="application/json")
+        """Items of this client's queue with seq > ``after``, waiting up to ``timeout`` s.
+
+        Served by ``polls.FastPolls`` in front of the framework unless tracing is on."""
+        page = await polls.answer(gw, caller.client_id, caller.session_id, after, timeout, limit)
+        return Response(page, media_type="application/json")
 
     @app.get("/api/v1/history", response_model=HistoryOut, tags=["messages"])
     async def history(
@@ -734,4 +711,5 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
     # Half the grace period for requests in flight, the rest to drain NATS and close the pool.
     grace = settings.shutdown_grace / 2
-    await serve(app, settings.http_host, settings.http_port, stop, answer_polls, grace)
+    fast = polls.FastPolls(app, lambda: getattr(app.state, "gateway", None))
+    await serve(fast, settings.http_host, settings.http_port, stop, answer_polls, grace)

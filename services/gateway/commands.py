@@ -144,6 +144,7 @@ class Commands:
         self.settings = settings
         self.subjects = Subjects(settings.subject_prefix, settings.partitions)
         self.outbox = Outbox("identity", self.subjects)
+        self._spoken: dict[uuid.UUID, float] = {}  # session → when this process last recorded it
         self._handlers: dict[
             str, Callable[[Caller, Command, uuid.UUID], Awaitable[dict[str, Any]]]
         ] = {

@@ -20,8 +20,6 @@ class Caller:
     client_id: uuid.UUID
     session_id: uuid.UUID
     nick: str
-    acked_seq: int
-    seen_recently: bool  # polled within the last 10 s
 
 
 class NickInUse(Exception):
@@ -73,31 +71,64 @@ async def session_for_login(pool: asyncpg.Pool[Any], folded: str) -> asyncpg.Rec
 
 async def caller_by_token(pool: asyncpg.Pool[Any], token_hash: bytes) -> Caller | None:
     row = await pool.fetchrow(
-        """SELECT c.id, c.session_id, s.nick, c.acked_seq,
-                  c.last_seen > now() - interval '10 seconds' AS seen_recently
+        """SELECT c.id, c.session_id, s.nick
            FROM identity.clients c JOIN identity.sessions s ON s.id = c.session_id
            WHERE c.token_hash = $1""",
         token_hash,
     )
     if row is None:
         return None
-    return Caller(row["id"], row["session_id"], row["nick"], row["acked_seq"], row["seen_recently"])
+    return Caller(row["id"], row["session_id"], row["nick"])
 
 
 async def delete_client(pool: asyncpg.Pool[Any], client_id: uuid.UUID) -> None:
     await pool.execute("DELETE FROM identity.clients WHERE id = $1", client_id)
 
 
-async def acknowledge(pool: asyncpg.Pool[Any], client_id: uuid.UUID, seq: int) -> None:
-    """Record a poll: the client has seen its queue up to ``seq`` (never moves backwards)
-    and is online (``last_seen``, refreshed at most every 10 s between acknowledgements)."""
+async def acknowledge_many(pool: asyncpg.Pool[Any], cursors: dict[uuid.UUID, int]) -> None:
+    """Record polls: each client has seen its queue up to its seq (a cursor never moves
+    backwards) and is online now. Rows are locked in id order, as every writer of many
+    client rows should, so that two such statements wait for each other instead of
+    deadlocking."""
     await pool.execute(
-        """UPDATE identity.clients
-           SET acked_seq = greatest(acked_seq, $2), last_seen = now()
-           WHERE id = $1 AND (acked_seq < $2 OR last_seen < now() - interval '10 seconds')""",
-        client_id,
-        seq,
+        """WITH polled AS (
+               SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS p(id, seq)
+           ), locked AS (
+               SELECT c.id FROM identity.clients c JOIN polled USING (id)
+               ORDER BY c.id FOR NO KEY UPDATE OF c
+           )
+           UPDATE identity.clients c
+           SET acked_seq = greatest(c.acked_seq, polled.seq), last_seen = now()
+           FROM polled JOIN locked USING (id)
+           WHERE c.id = polled.id""",
+        list(cursors),
+        list(cursors.values()),
     )
+
+
+async def queue_of_token(
+    pool: asyncpg.Pool[Any], client_id: uuid.UUID, token_hash: bytes, after: int, limit: int
+) -> list[asyncpg.Record] | None:
+    """``queue_after``, in the same statement checking that the token is still the
+    client's: None when it is not (logged out, expired, ended)."""
+    rows = await pool.fetch(
+        f"""SELECT q.seq, {ITEM_COLUMNS}
+            FROM identity.clients c
+            LEFT JOIN LATERAL (
+                SELECT q.seq, q.message_id FROM delivery.client_queues q
+                WHERE q.client_id = c.id AND q.seq > $2 ORDER BY q.seq LIMIT $3
+            ) q ON true
+            LEFT JOIN delivery.messages m ON m.id = q.message_id
+            WHERE c.id = $1 AND c.token_hash = $4
+            ORDER BY q.seq""",
+        client_id,
+        after,
+        limit,
+        token_hash,
+    )
+    if not rows:
+        return None
+    return [] if rows[0]["seq"] is None else rows
 
 
 async def queue_after(

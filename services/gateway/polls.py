@@ -1,0 +1,228 @@
+"""The long-poll, ``GET /api/v1/messages``: its answer, and its fast path.
+
+It is the hottest route (a request per delivery while receivers keep up), and
+FastAPI's dependency solving and middleware cost more than the rest of its
+work. ``FastPolls`` wraps the app and answers it directly, with the documented
+route's parameters, errors and metrics; every other request, and every request
+while tracing is on (its server spans come from the framework), goes to the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+import uuid
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import asyncpg
+import msgspec
+from prometheus_client import Gauge, Histogram
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from libs import errors, ops, telemetry
+from libs.errors import ChatError
+from libs.items import Item, item_from_row
+from services.gateway import auth, store
+from services.gateway.acks import Acknowledgements
+from services.gateway.callers import Callers, Client
+from services.gateway.ephemeral import EphemeralHub, Notice
+from services.gateway.longpoll import WaiterHub
+
+PATH = "/api/v1/messages"
+COOKIE = "chinwag_token"
+MAX_TIMEOUT = 60.0
+MAX_LIMIT = 1000
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+WAITING = Gauge("chinwag_gateway_longpolls_waiting", "Long-polls parked on this gateway")
+WAKE_TO_RESPONSE = Histogram(
+    "chinwag_gateway_wake_to_response_seconds",
+    "From a wake reaching a parked long-poll to its page being read",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+
+_encoder = msgspec.json.Encoder()
+
+
+class MessagesPage(msgspec.Struct, omit_defaults=True):
+    messages: list[Item]
+    last_seq: int
+    ephemeral: list[Notice] = []
+
+
+class Polling(Protocol):
+    """What answering a long-poll needs of the gateway."""
+
+    pool: asyncpg.Pool[Any]
+    hub: WaiterHub
+    acks: Acknowledgements
+    callers: Callers
+    notices: EphemeralHub
+
+
+async def answer(
+    gw: Polling,
+    client_id: uuid.UUID,
+    session_id: uuid.UUID,
+    after: int,
+    timeout: float,
+    limit: int,
+    token_hash: bytes | None = None,
+) -> bytes:
+    """The JSON page of a client's queue after ``after``, waiting up to ``timeout`` s.
+
+    With ``token_hash``, the first read of the queue also checks that the token is
+    still the client's, and a revoked one is refused (401).
+    """
+    waiter = gw.hub.register(str(client_id), after, limit)
+    gw.notices.attach(client_id, session_id, waiter)  # typing notices answer it too
+    acknowledged = gw.acks.record(client_id, after)  # a revoked client's row is gone
+    WAITING.inc()
+    try:
+        if token_hash is None:
+            rows = await store.queue_after(gw.pool, client_id, after, limit)
+        else:
+            checked = await store.queue_of_token(gw.pool, client_id, token_hash, after, limit)
+            if checked is None:
+                raise errors.unauthorized()
+            rows = checked
+        if not rows and timeout > 0 and await waiter.wait(timeout):
+            with telemetry.resumed("long-poll answer", waiter.woken_by) as span:
+                if waiter.page is None:  # the wake did not carry all of the answer
+                    rows = await store.queue_after(gw.pool, client_id, after, limit)
+                elif span is not None:
+                    span.set_attribute("chinwag.longpoll.answer", "wake")
+            if waiter.woken_at is not None:
+                WAKE_TO_RESPONSE.observe(time.perf_counter() - waiter.woken_at)
+    finally:
+        WAITING.dec()
+        gw.hub.unregister(waiter)
+    if acknowledged is not None:
+        await asyncio.shield(acknowledged)  # answered only once the cursor is recorded
+    notices = gw.notices.drain(client_id)
+    if not rows and waiter.page is not None:
+        if not notices:
+            return waiter.page
+        return waiter.page[:-1] + b',"ephemeral":' + _encoder.encode(notices) + b"}"
+    page = MessagesPage(
+        messages=[item_from_row(r, r["seq"]) for r in rows],
+        last_seq=rows[-1]["seq"] if rows else after,
+        ephemeral=notices,
+    )
+    return _encoder.encode(page)
+
+
+class FastPolls:
+    """Answers ``GET /api/v1/messages`` in front of the app (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, gateway: Any) -> None:
+        self.app = app
+        self.gateway = gateway  # () -> the opened gateway, or None before the lifespan ran
+        self._requests = {
+            status: ops.HTTP_REQUESTS.labels(PATH, "GET", str(status))
+            for status in (200, 400, 401, 500)
+        }
+        self._seconds = ops.HTTP_SECONDS.labels(PATH, "GET")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gw: Polling | None = self.gateway() if scope["type"] == "http" else None
+        if gw is None or scope["path"] != PATH or scope["method"] != "GET" or telemetry.enabled():
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        try:
+            status, body = await self._answer(gw, scope)
+        except ChatError as error:
+            status, body = error.status, _error_json(error)
+        finally:
+            counted = self._requests.get(status)
+            if counted is None:
+                counted = ops.HTTP_REQUESTS.labels(PATH, "GET", str(status))
+            counted.inc()
+            self._seconds.observe(time.perf_counter() - started)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, gw: Polling, scope: Scope) -> tuple[int, bytes]:
+        token = _token(scope)
+        if not token:
+            raise errors.unauthorized()
+        token_hash = auth.token_hash(token)
+        known = gw.callers.client(token_hash)  # still valid? the queue read checks
+        if known is None:
+            caller = await gw.callers.caller(token_hash)
+            if caller is None:
+                raise errors.unauthorized()
+            known = Client(caller.client_id, caller.session_id)
+        after, timeout, limit = _parameters(scope["query_string"])
+        page = await answer(
+            gw, known.client_id, known.session_id, after, timeout, limit, token_hash
+        )
+        return 200, page
+
+
+def _token(scope: Scope) -> str | None:
+    """The bearer token, else the cookie's: as the route's security dependencies read them."""
+    cookie = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            text: str = value.decode("latin-1")
+            scheme, _, credentials = text.partition(" ")
+            if scheme.lower() == "bearer" and credentials:
+                return credentials
+        elif name == b"cookie":
+            cookie = str(cookie_parser(value.decode("latin-1")).get(COOKIE) or "")
+    return cookie or None
+
+
+def _parameters(query: bytes) -> tuple[int, float, int]:
+    """``after``, ``timeout`` and ``limit``, each checked as the documented route checks it."""
+    values = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    after = _integer(values, "after", 0, 0, None)
+    limit = _integer(values, "limit", 100, 1, MAX_LIMIT)
+    text = values.get("timeout")
+    timeout = 15.0
+    if text is not None:
+        try:
+            timeout = float(text)
+        except ValueError:
+            raise errors.validation("query.timeout: Input should be a valid number") from None
+        if not math.isfinite(timeout) or not 0 <= timeout <= MAX_TIMEOUT:
+            raise errors.validation(f"query.timeout: Input should be between 0 and {MAX_TIMEOUT:g}")
+    return after, timeout, limit
+
+
+def _integer(values: dict[str, str], name: str, default: int, least: int, most: int | None) -> int:
+    text = values.get(name)
+    if text is None:
+        return default
+    if not _INTEGER.fullmatch(text):
+        raise errors.validation(f"query.{name}: Input should be a valid integer")
+    value = int(text)
+    if value < least:
+        raise errors.validation(f"query.{name}: Input should be greater than or equal to {least}")
+    if most is not None and value > most:
+        raise errors.validation(f"query.{name}: Input should be less than or equal to {most}")
+    return value
+
+
+def _error_json(error: ChatError) -> bytes:
+    body = error.body
+    return _encoder.encode(
+        {"error": {"code": body.code, "numeric": body.numeric, "message": body.message}}
+    )
