@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ MAX_LINES = 100
 MAX_META_DEPTH = 16
 MAX_AWAY = 300
 VERSION = "chinwag-0.1.0"
+SPOKE_EVERY = 1.0  # seconds; WHOIS idle time needs no finer grain
 
 R = TypeVar("R")
 Reply = dict[str, Any]
@@ -227,29 +229,35 @@ class Commands:
                 replies.append(self.numeric(caller, "301", [peer["nick"]], peer["away_message"]))
         await self.features.check_message(event)
         await self._publish(event)
-        await store.spoke(self.pool, caller.session_id)
+        await self._spoke(caller.session_id)
         return answer(event_id, rfc3339(event.ts), replies)
+
+    async def _spoke(self, session_id: uuid.UUID) -> None:
+        """Record a chat line for WHOIS idle time; the column keeps whole seconds, so
+        this process writes it at most once a second per session."""
+        now = time.monotonic()
+        if now - self._spoken.get(session_id, -SPOKE_EVERY) < SPOKE_EVERY:
+            return
+        if len(self._spoken) >= 100_000:
+            self._spoken.clear()
+        self._spoken[session_id] = now
+        await store.spoke(self.pool, session_id)
 
     async def _may_speak(self, caller: Caller, target: str) -> str:
         """The channel's name, when the caller may send to it (+n, +m, +b)."""
         if not valid_channel(target):
             raise errors.no_such_channel(target)
-        folded = fold(target)
-        channel = await store.channel_row(self.pool, folded)
+        channel = await store.channel_send_check(self.pool, fold(target), caller.session_id)
         if channel is None:
             raise errors.no_such_channel(target)
-        name: str = channel["name"]
-        member = await store.membership(self.pool, folded, caller.session_id)
-        privileged = member is not None and (member["is_op"] or member["is_voiced"])
-        if member is None and "n" in channel["modes"]:
-            raise errors.cannot_send(name)
-        if not privileged and "m" in channel["modes"]:
-            raise errors.cannot_send(name)
-        if not privileged:
-            for mask in await store.ban_masks(self.pool, folded):
-                if mask_matches(mask, caller.nick, self.settings.server_name):
-                    raise errors.cannot_send(name)
-        return name
+        if not channel.is_member and "n" in channel.modes:
+            raise errors.cannot_send(channel.name)
+        if not channel.privileged and "m" in channel.modes:
+            raise errors.cannot_send(channel.name)
+        for mask in channel.bans:
+            if mask_matches(mask, caller.nick, self.settings.server_name):
+                raise errors.cannot_send(channel.name)
+        return channel.name
 
     # --- channel commands, decided by presence ---------------------------------------
 

@@ -171,17 +171,25 @@ async def away_of(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> str | None:
 
 @dataclass(frozen=True)
 class SendCheck:
-    """What deciding a channel send needs: does it exist, its name, is the sender in it."""
+    """What deciding a channel send needs, read by one statement."""
 
-    name: str | None
+    name: str
+    modes: str
     is_member: bool
+    privileged: bool  # +o or +v
+    bans: list[str]  # only read for members without +o or +v
 
 
 async def channel_send_check(
     pool: asyncpg.Pool[Any], folded: str, session_id: uuid.UUID
-) -> SendCheck:
+) -> SendCheck | None:
+    """The channel and the sender's standing in it; None when there is no such channel."""
     row = await pool.fetchrow(
-        """SELECT ch.name, m.session_id IS NOT NULL AS is_member
+        """SELECT ch.name, ch.modes, m.session_id IS NOT NULL AS is_member,
+                  coalesce(m.is_op OR m.is_voiced, false) AS privileged,
+                  CASE WHEN coalesce(m.is_op OR m.is_voiced, false) THEN '{}'::text[]
+                       ELSE ARRAY(SELECT b.mask FROM presence.bans b
+                                  WHERE b.channel = ch.name_folded) END AS bans
            FROM presence.channels ch
            LEFT JOIN presence.members m ON m.channel = ch.name_folded AND m.session_id = $2
            WHERE ch.name_folded = $1""",
@@ -189,8 +197,8 @@ async def channel_send_check(
         session_id,
     )
     if row is None:
-        return SendCheck(None, False)
-    return SendCheck(row["name"], row["is_member"])
+        return None
+    return SendCheck(row["name"], row["modes"], row["is_member"], row["privileged"], row["bans"])
 
 
 async def session_by_nick(pool: asyncpg.Pool[Any], folded: str) -> asyncpg.Record | None:
