@@ -31,6 +31,7 @@ from services.gateway.acks import Acknowledgements
 from services.gateway.callers import Callers, Client
 from services.gateway.ephemeral import EphemeralHub, Notice
 from services.gateway.longpoll import WaiterHub
+from services.gateway.models import MAX_POSITION
 
 PATH = "/api/v1/messages"
 COOKIE = "chinwag_token"
@@ -193,7 +194,7 @@ def _token(scope: Scope) -> str | None:
 def _parameters(query: bytes) -> tuple[int, float, int]:
     """``after``, ``timeout`` and ``limit``, each checked as the documented route checks it."""
     values = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-    after = _integer(values, "after", 0, 0, None)
+    after = _integer(values, "after", 0, 0, MAX_POSITION)
     limit = _integer(values, "limit", 100, 1, MAX_LIMIT)
     text = values.get("timeout")
     timeout = 15.0
@@ -207,16 +208,16 @@ def _parameters(query: bytes) -> tuple[int, float, int]:
     return after, timeout, limit
 
 
-def _integer(values: dict[str, str], name: str, default: int, least: int, most: int | None) -> int:
+def _integer(values: dict[str, str], name: str, default: int, least: int, most: int) -> int:
     text = values.get(name)
     if text is None:
         return default
-    if not _INTEGER.fullmatch(text):
+    if len(text) > 20 or not _INTEGER.fullmatch(text):
         raise errors.validation(f"query.{name}: Input should be a valid integer")
     value = int(text)
     if value < least:
         raise errors.validation(f"query.{name}: Input should be greater than or equal to {least}")
-    if most is not None and value > most:
+    if value > most:
         raise errors.validation(f"query.{name}: Input should be less than or equal to {most}")
     return value
 
