@@ -36,24 +36,30 @@ msg AS (
     RETURNING id, event_id
 ),
 rcpt AS (
+    -- A channel's member sessions are distinct, and so are their clients: no dedup.
     SELECT ev.ord, msg.id AS message_id, c.id AS client_id
     FROM ev
     JOIN msg USING (event_id)
     JOIN delivery.members m ON m.channel = ev.channel
     JOIN identity.clients c ON c.session_id = m.session_id
-    UNION
-    SELECT ev.ord, msg.id, c.id
-    FROM ev
-    JOIN msg USING (event_id)
-    JOIN identity.clients c ON c.session_id = ev.session_a OR c.session_id = ev.session_b
-    UNION
-    SELECT ev.ord, msg.id, c.id
-    FROM ev
-    JOIN msg USING (event_id)
-    JOIN delivery.members m
-        ON ev.channels IS NOT NULL
-        AND m.channel IN (SELECT jsonb_array_elements_text(ev.channels::jsonb))
-    JOIN identity.clients c ON c.session_id = m.session_id
+    UNION ALL
+    SELECT ord, message_id, client_id FROM (
+        SELECT ev.ord, msg.id AS message_id, c.id AS client_id, c.session_id, ev.channel
+        FROM ev
+        JOIN msg USING (event_id)
+        JOIN identity.clients c ON c.session_id = ev.session_a OR c.session_id = ev.session_b
+        UNION
+        SELECT ev.ord, msg.id, c.id, c.session_id, ev.channel
+        FROM ev
+        JOIN msg USING (event_id)
+        JOIN delivery.members m
+            ON ev.channels IS NOT NULL
+            AND m.channel IN (SELECT jsonb_array_elements_text(ev.channels::jsonb))
+        JOIN identity.clients c ON c.session_id = m.session_id
+    ) more
+    WHERE NOT EXISTS (  -- reached through ev.channel already
+        SELECT 1 FROM delivery.members m2
+        WHERE m2.channel = more.channel AND m2.session_id = more.session_id)
 ),
 counters AS (
     INSERT INTO delivery.client_seq AS s (client_id, last_seq)
