@@ -15,11 +15,13 @@ from libs.items import ITEM_COLUMNS
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated client of a request."""
+    """The client of a request: authenticated, or with ``token_hash`` set, its token still
+    to be checked by the first statement the request runs (its nick is read there too)."""
 
     client_id: uuid.UUID
     session_id: uuid.UUID
     nick: str
+    token_hash: bytes | None = None
 
 
 class NickInUse(Exception):
@@ -173,32 +175,40 @@ async def away_of(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> str | None:
 class SendCheck:
     """What deciding a channel send needs, read by one statement."""
 
-    name: str
+    name: str | None  # None: no such channel
     modes: str
     is_member: bool
     privileged: bool  # +o or +v
     bans: list[str]  # only read for members without +o or +v
+    nick: str | None  # the caller's, when its token was checked: None if no longer valid
 
 
-async def channel_send_check(
-    pool: asyncpg.Pool[Any], folded: str, session_id: uuid.UUID
-) -> SendCheck | None:
-    """The channel and the sender's standing in it; None when there is no such channel."""
+async def channel_send_check(pool: asyncpg.Pool[Any], folded: str, caller: Caller) -> SendCheck:
+    """The channel and the sender's standing in it; and, for a caller whose token is
+    still to be checked, whether it is valid and the nick it has now."""
     row = await pool.fetchrow(
-        """SELECT ch.name, ch.modes, m.session_id IS NOT NULL AS is_member,
+        """SELECT ch.name, coalesce(ch.modes, '') AS modes,
+                  m.session_id IS NOT NULL AS is_member,
                   coalesce(m.is_op OR m.is_voiced, false) AS privileged,
-                  CASE WHEN coalesce(m.is_op OR m.is_voiced, false) THEN '{}'::text[]
+                  CASE WHEN ch.name IS NULL OR coalesce(m.is_op OR m.is_voiced, false)
+                       THEN '{}'::text[]
                        ELSE ARRAY(SELECT b.mask FROM presence.bans b
-                                  WHERE b.channel = ch.name_folded) END AS bans
-           FROM presence.channels ch
-           LEFT JOIN presence.members m ON m.channel = ch.name_folded AND m.session_id = $2
-           WHERE ch.name_folded = $1""",
+                                  WHERE b.channel = ch.name_folded) END AS bans,
+                  (SELECT s.nick FROM identity.clients c
+                   JOIN identity.sessions s ON s.id = c.session_id
+                   WHERE c.id = $3 AND c.token_hash = $4) AS nick
+           FROM (VALUES (1)) AS one (x)
+           LEFT JOIN presence.channels ch ON ch.name_folded = $1
+           LEFT JOIN presence.members m ON m.channel = ch.name_folded AND m.session_id = $2""",
         folded,
-        session_id,
+        caller.session_id,
+        caller.client_id if caller.token_hash is not None else None,
+        caller.token_hash,
     )
-    if row is None:
-        return None
-    return SendCheck(row["name"], row["modes"], row["is_member"], row["privileged"], row["bans"])
+    assert row is not None
+    return SendCheck(
+        row["name"], row["modes"], row["is_member"], row["privileged"], row["bans"], row["nick"]
+    )
 
 
 async def session_by_nick(pool: asyncpg.Pool[Any], folded: str) -> asyncpg.Record | None:
@@ -344,12 +354,17 @@ async def delete_session(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> None
     await pool.execute("DELETE FROM identity.sessions WHERE id = $1", session_id)
 
 
-async def spoke(pool: asyncpg.Pool[Any], session_id: uuid.UUID) -> None:
-    """Record that a session sent a message (WHOIS idle), at most once a second."""
+async def spoke(pool: asyncpg.Pool[Any], sessions: list[uuid.UUID]) -> None:
+    """Record that sessions sent a message (WHOIS idle), each at most once a second.
+    Rows are locked in id order (see ``acknowledge_many``)."""
     await pool.execute(
-        """UPDATE identity.sessions SET last_spoke = now()
-           WHERE id = $1 AND last_spoke < now() - interval '1 second'""",
-        session_id,
+        """WITH locked AS (
+               SELECT id FROM identity.sessions
+               WHERE id = ANY($1::uuid[]) AND last_spoke < now() - interval '1 second'
+               ORDER BY id FOR NO KEY UPDATE)
+           UPDATE identity.sessions s SET last_spoke = now()
+           FROM locked WHERE s.id = locked.id""",
+        sessions,
     )
 
 

@@ -51,6 +51,7 @@ def _on(url: str, client: ApiClient) -> httpx.AsyncClient:
 async def test_a_revoked_token_is_refused_at_once_by_every_gateway(system: System) -> None:
     other = await _second_gateway(system)
     alice = await ApiClient.create(system.base_url, "alice", password="pw-alice")
+    await alice.join("#r")
     for n in range(5):  # each time cached over there, revoked here, refused there
         phone = await ApiClient.login(system.base_url, "alice", "pw-alice")
         async with _on(other, phone) as there:
@@ -59,6 +60,8 @@ async def test_a_revoked_token_is_refused_at_once_by_every_gateway(system: Syste
             refused = await there.get("/api/v1/messages", params={"timeout": 0})
             assert refused.status_code == 401, n
             assert refused.json()["error"]["code"] == "ERR_UNAUTHORIZED"
+            said = {"command": "PRIVMSG", "to": "#r", "body": ["still here?"]}
+            assert (await there.post("/api/v1/messages", json=said)).status_code == 401
         await phone.close()
     async with _on(other, alice) as there:
         assert (await there.get("/api/v1/state")).status_code == 200
