@@ -102,6 +102,7 @@ async def latency(load: Load) -> dict[str, Any]:
         "drain_s": round(drain, 3),
         "checks": check.as_dict(),
         "processes": usage.as_dict(),
+        "cpu_us_per_delivery": usage.cpu_per(check.delivered),
     }
 
 
@@ -162,6 +163,7 @@ async def throughput(load: Load) -> dict[str, Any]:
         "drain_s": round(drain, 3),
         "checks": check.as_dict(),
         "processes": usage.as_dict(),
+        "cpu_us_per_delivery": usage.cpu_per(check.delivered),
     }
 
 
@@ -235,4 +237,5 @@ async def fanout_only(load: Load, settings: Settings, nats_url: str) -> dict[str
         "deliveries_per_s": rate(check.delivered, last - t0),
         "checks": check.as_dict(),
         "processes": usage.as_dict(),
+        "cpu_us_per_delivery": usage.cpu_per(check.delivered),
     }

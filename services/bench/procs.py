@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import psutil
 
 SERVICE_NAMES = ("gateway", "fanout", "history", "presence")
+CLIENT_ROLES = ("loadgen", "bare-asgi")  # what drives or stands beside the system
 HELPERS = {"services.bench.worker": "loadgen-worker", "services.bench.bare": "bare-asgi"}
 
 
@@ -82,6 +83,16 @@ class Usage:
 
     def as_dict(self) -> dict[str, dict[str, float | int]]:
         return {role: usage.as_dict() for role, usage in sorted(self.roles.items())}
+
+    def cpu_per(self, count: int) -> dict[str, float]:
+        """CPU µs per unit of work (a delivery) by role, and ``servers``: every role but
+        the load generator's. Unlike latency, it hardly moves with the machine's load."""
+        if count <= 0:
+            return {}
+        found = {role: round(u.cpu_s / count * 1e6, 1) for role, u in sorted(self.roles.items())}
+        servers = sum(u.cpu_s for r, u in self.roles.items() if not r.startswith(CLIENT_ROLES))
+        found["servers"] = round(servers / count * 1e6, 1)
+        return found
 
 
 class Sampler:

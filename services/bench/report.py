@@ -85,6 +85,12 @@ _ROWS: list[tuple[str, str, tuple[str, ...], str]] = [
         "",
     ),
     ("latency", "deliveries checked", ("deliveries",), ""),
+    (
+        "latency",
+        "CPU µs per delivery, every server process",
+        ("cpu_us_per_delivery.servers",),
+        "",
+    ),
     ("throughput", "accepted sends/s", ("accepted_per_s",), ""),
     ("throughput", "deliveries/s", ("deliveries_per_s",), "≥ 25,000"),
     ("throughput", "queue rows/s", ("queue_rows_per_s",), ""),
@@ -96,6 +102,12 @@ _ROWS: list[tuple[str, str, tuple[str, ...], str]] = [
         "",
     ),
     ("throughput", "drain after the load, s", ("drain_s",), ""),
+    (
+        "throughput",
+        "CPU µs per delivery, every server process",
+        ("cpu_us_per_delivery.servers",),
+        "",
+    ),
     (
         "throughput",
         "fanout only: queue rows/s",
