@@ -80,7 +80,7 @@ queued AS (
 picks AS (
     SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $17 GROUP BY client_id
 )
-SELECT c.client_id, c.last_seq, p.ords, (SELECT count(*) FROM rcpt) AS queued
+SELECT c.client_id::text AS client_id, c.last_seq, p.ords, (SELECT count(*) FROM rcpt) AS queued
 FROM counters c LEFT JOIN picks p USING (client_id)
 """
 
@@ -101,16 +101,15 @@ RETURNING target, last_pos
 
 
 async def lock_position(conn: Conn, stream: str, partition: int) -> int:
-    """Lock this partition's tracking row for the transaction and return its position."""
-    await conn.execute(
-        """INSERT INTO delivery.partition_offsets (stream, partition, stream_seq)
-           VALUES ($1, $2, 0) ON CONFLICT DO NOTHING""",
-        stream,
-        partition,
-    )
+    """Lock this partition's tracking row for the transaction and return its position.
+
+    One statement: the row is made if missing, else locked by an update to itself.
+    """
     position = await conn.fetchval(
-        """SELECT stream_seq FROM delivery.partition_offsets
-           WHERE stream = $1 AND partition = $2 FOR UPDATE""",
+        """INSERT INTO delivery.partition_offsets AS o (stream, partition, stream_seq)
+           VALUES ($1, $2, 0)
+           ON CONFLICT (stream, partition) DO UPDATE SET stream_seq = o.stream_seq
+           RETURNING stream_seq""",
         stream,
         partition,
     )
@@ -210,8 +209,8 @@ async def write_items(conn: Conn, items: list[StoredItem], with_picks: bool = Fa
         with_picks,
     )
     queued = int(rows[0]["queued"]) if rows else 0
-    last_seqs = {str(r["client_id"]): r["last_seq"] for r in rows}
-    picks = {str(r["client_id"]): list(r["ords"]) for r in rows} if with_picks else None
+    last_seqs = {r["client_id"]: r["last_seq"] for r in rows}
+    picks = {r["client_id"]: r["ords"] for r in rows} if with_picks else None
     return Written(last_seqs, queued, positions, picks)
 
 
