@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
