@@ -19,11 +19,12 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 import msgspec
+import structlog
 from prometheus_client import Gauge, Histogram
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from libs import errors, ops, telemetry
+from libs import db, errors, ops, telemetry
 from libs.errors import ChatError
 from libs.items import Item, item_from_row
 from services.gateway import auth, store
@@ -32,6 +33,8 @@ from services.gateway.callers import Callers, Client
 from services.gateway.ephemeral import EphemeralHub, Notice
 from services.gateway.longpoll import WaiterHub
 from services.gateway.models import MAX_POSITION
+
+log = structlog.get_logger(__name__)
 
 PATH = "/api/v1/messages"
 COOKIE = "chinwag_token"
@@ -137,10 +140,17 @@ class FastPolls:
             return
         started = time.perf_counter()
         status = 500
+        headers = [(b"content-type", b"application/json")]
         try:
             status, body = await self._answer(gw, scope)
         except ChatError as error:
             status, body = error.status, _error_json(error)
+        except db.TRANSIENT as error:
+            # As the app's handler does: the database is down, a clear 503, not a 500.
+            log.warning("database unavailable", path=PATH, error=repr(error))
+            unavailable = errors.unavailable("database unavailable; poll again")
+            status, body = unavailable.status, _error_json(unavailable)
+            headers.append((b"retry-after", b"1"))
         finally:
             counted = self._requests.get(status)
             if counted is None:
@@ -151,10 +161,7 @@ class FastPolls:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(body)),
-                ],
+                "headers": [*headers, (b"content-length", b"%d" % len(body))],
             }
         )
         await send({"type": "http.response.body", "body": body})

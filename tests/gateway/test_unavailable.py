@@ -10,7 +10,9 @@ import pytest
 
 from libs.settings import Settings
 from services.gateway import auth, stamps
+from services.gateway.acks import Acknowledgements
 from services.gateway.app import Gateway, create_app
+from services.gateway.callers import Callers
 from services.gateway.longpoll import WaiterHub
 
 
@@ -34,9 +36,10 @@ class _DownPool:
 )
 async def test_a_request_while_the_database_is_down_is_answered_503(error: Exception) -> None:
     settings = Settings()
+    pool: Any = _DownPool(error)
     gateway = Gateway(
         settings=settings,
-        pool=_DownPool(error),  # type: ignore[arg-type]
+        pool=pool,
         nc=None,  # type: ignore[arg-type]
         js=None,  # type: ignore[arg-type]
         hub=WaiterHub(),
@@ -44,6 +47,8 @@ async def test_a_request_while_the_database_is_down_is_answered_503(error: Excep
         logins=auth.RateLimiter(1, 1),
         commands_limiter=auth.RateLimiter(1, 1),
         challenges=stamps.Challenges(b"key", 0),
+        acks=Acknowledgements(pool),
+        callers=Callers(pool),
     )
     app = create_app(settings, gateway)
     app.state.gateway = gateway
