@@ -27,6 +27,8 @@ from prometheus_client import Counter
 
 from libs import telemetry
 from libs.events import AnyEvent, encode_event
+from libs.pull import Puller
+from libs.pull import bind as bind_puller
 from libs.settings import Settings
 from libs.subjects import Subjects
 
@@ -212,6 +214,8 @@ class PartitionConsumer:
     ack_wait: float = 30.0
     max_attempts: int = 5
     retry_delay: float = 0.2
+    # How to pull from the durable consumer (a seam for tests without a server).
+    puller: Callable[[JetStreamContext, str, str], Awaitable[Puller]] = bind_puller
     reconnects: Callable[[], int] | None = None  # how often the connection came back so far
 
     def __post_init__(self) -> None:
@@ -237,7 +241,7 @@ class PartitionConsumer:
 
     async def _consume(
         self,
-        sub: JetStreamContext.PullSubscription,
+        sub: Puller,
         position: int,
         attempts: int,
         stop: asyncio.Event,
@@ -324,7 +328,7 @@ class PartitionConsumer:
         await _sleep_unless(stop, self.retry_delay * min(attempts, 10))
         return attempts
 
-    async def _subscribe(self, position: int) -> JetStreamContext.PullSubscription:
+    async def _subscribe(self, position: int) -> Puller:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.js.delete_consumer(self.stream, self.durable)
         await self.js.add_consumer(
@@ -339,7 +343,7 @@ class PartitionConsumer:
                 max_ack_pending=self.batch * 4,
             ),
         )
-        return await self.js.pull_subscribe_bind(self.durable, self.stream)
+        return await self.puller(self.js, self.stream, self.durable)
 
 
 def _gap(msgs: Sequence[Any], expected: int) -> bool:
@@ -350,7 +354,7 @@ def _gap(msgs: Sequence[Any], expected: int) -> bool:
 def _raise_if_cancelled() -> None:
     """Honour a cancellation that a library call swallowed.
 
-    Python 3.11's ``asyncio.wait_for`` (inside nats-py's fetch) returns the
+    Python 3.11's ``asyncio.wait_for`` (inside nats-py's ``next_msg``) returns the
     result instead of raising when the cancellation and the result arrive
     together; the task must still stop.
     """
@@ -359,7 +363,7 @@ def _raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-async def _fetch(sub: JetStreamContext.PullSubscription, size: int) -> list[Any]:
+async def _fetch(sub: Puller, size: int) -> list[Any]:
     try:
         return await sub.fetch(size, timeout=1.0)
     except (nats.errors.TimeoutError, TimeoutError):

@@ -125,6 +125,10 @@ class _Projection:
         self.stored = delivery.stream_seq
 
 
+async def _bind(js: Any, stream: str, durable: str) -> Any:
+    return await js.pull_subscribe_bind(durable, stream)
+
+
 def _consumer(js: _JetStream, projection: _Projection, batch: int = 4) -> PartitionConsumer:
     return PartitionConsumer(
         js=js,  # type: ignore[arg-type]
@@ -136,6 +140,7 @@ def _consumer(js: _JetStream, projection: _Projection, batch: int = 4) -> Partit
         batch=batch,
         max_attempts=3,
         retry_delay=0.001,
+        puller=_bind,
     )
 
 
