@@ -37,10 +37,9 @@ from libs.events import (
     ReadMarked,
     SessionQuit,
 )
-from services.fanout.handlers import StoredItem
+from services.fanout.handlers import StoredItem, new_item
 
 SIDE = "x:"
-CHAT = ("PRIVMSG", "NOTICE")
 
 
 def side_key(target: str) -> str:
@@ -61,31 +60,23 @@ def feature_item(event: AnyEvent) -> StoredItem | None:
         case PinChanged():
             return _change(event, "PIN" if event.pinned else "UNPIN", [str(event.message_id)])
         case ReadMarked():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="MARKREAD",
-                sender=event.nick,
+            return new_item(
+                event,
+                "MARKREAD",
+                event.nick,
+                event.to,
+                [str(event.pos)],
                 sender_id=event.session_id,
-                to_name=event.to,
-                params=[str(event.pos)],
-                body=[],
-                meta={},
-                created_at=event.ts,
                 sessions=(event.session_id,),
             )
         case KeyAnnounced():
-            return StoredItem(
-                event_id=event.event_id,
-                target=event.target,
-                command="PUBKEY",
-                sender=event.nick,
-                sender_id=event.session_id,
-                to_name=event.nick,
-                params=[],
+            return new_item(
+                event,
+                "PUBKEY",
+                event.nick,
+                event.nick,
                 body={"alg": event.alg, "key": event.key},
-                meta={},
-                created_at=event.ts,
+                sender_id=event.session_id,
                 sessions=(event.session_id,),
                 channels=tuple(event.channels),
             )
@@ -93,26 +84,25 @@ def feature_item(event: AnyEvent) -> StoredItem | None:
 
 
 def _change(
-    event: MessageChange,
+    event: ReactionChanged | MessageEdited | MessageDeleted | PinChanged,
     command: str,
     params: list[str],
     body: Any = None,
     meta: dict[str, Any] | None = None,
 ) -> StoredItem:
     dm = () if event.peer_id is None else (event.actor_id, event.peer_id)
-    return StoredItem(
-        event_id=event.event_id,
-        target=side_key(event.target),
-        command=command,
-        sender=event.actor,
+    return new_item(
+        event,
+        command,
+        event.actor,
+        event.to,
+        params,
+        body,
         sender_id=event.actor_id,
-        to_name=event.to,
-        params=params,
-        body=body if body is not None else [],
-        meta=meta or {},
-        created_at=event.ts,
+        meta=meta,
         channel=event.channel,
         sessions=dm,
+        target=side_key(event.target),
     )
 
 

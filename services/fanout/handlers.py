@@ -78,7 +78,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
     """The item an event puts in queues and history, or None when it delivers nothing."""
     match event:
         case MessagePosted():
-            return _item(
+            return new_item(
                 event,
                 event.command,
                 event.sender,
@@ -91,7 +91,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 sessions=() if event.peer_id is None else (event.sender_id, event.peer_id),
             )
         case MemberJoined():
-            return _item(
+            return new_item(
                 event,
                 "JOIN",
                 event.nick,
@@ -102,7 +102,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
         case MemberParted(silent=True):
             return None
         case MemberParted(kicked_by=None):
-            return _item(
+            return new_item(
                 event,
                 "PART",
                 event.nick,
@@ -112,7 +112,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 channel=event.channel,
             )
         case MemberParted(kicked_by=str(kicker)):
-            return _item(
+            return new_item(
                 event,
                 "KICK",
                 kicker,
@@ -123,11 +123,13 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
             )
         case TopicChanged():
             body = [event.topic] if event.topic else []
-            return _item(event, "TOPIC", event.by, event.name, body=body, channel=event.channel)
+            return new_item(event, "TOPIC", event.by, event.name, body=body, channel=event.channel)
         case ModeChanged():
-            return _item(event, "MODE", event.by, event.name, event.params, channel=event.channel)
+            return new_item(
+                event, "MODE", event.by, event.name, event.params, channel=event.channel
+            )
         case Invited():
-            return _item(
+            return new_item(
                 event,
                 "INVITE",
                 event.by,
@@ -136,7 +138,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 sessions=(event.invitee_id,),
             )
         case NickChanged():
-            return _item(
+            return new_item(
                 event,
                 "NICK",
                 event.old,
@@ -147,7 +149,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 channels=tuple(event.channels),
             )
         case AwayChanged():
-            return _item(
+            return new_item(
                 event,
                 "AWAY",
                 event.nick,
@@ -157,7 +159,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
                 sessions=(event.session_id,),
             )
         case SessionQuit():
-            return _item(
+            return new_item(
                 event,
                 "QUIT",
                 event.nick,
@@ -173,7 +175,7 @@ def stored_item(event: AnyEvent) -> StoredItem | None:
     return feature_item(event)
 
 
-def _item(
+def new_item(
     event: AnyEvent,
     command: str,
     sender: str,
@@ -186,10 +188,12 @@ def _item(
     channel: str | None = None,
     sessions: tuple[uuid.UUID, ...] = (),
     channels: tuple[str, ...] = (),
+    target: str | None = None,
 ) -> StoredItem:
+    """The item of ``event``, numbered under its own target unless ``target`` says otherwise."""
     return StoredItem(
         event_id=event.event_id,
-        target=event.target,
+        target=event.target if target is None else target,
         command=command,
         sender=sender,
         sender_id=sender_id,
