@@ -104,11 +104,6 @@ TRANSIENT: tuple[type[Exception], ...] = (
 ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, *TRANSIENT)
 
 
-def transient(error: BaseException) -> bool:
-    """Whether an error says the database or the connection to it failed, not the statement."""
-    return isinstance(error, TRANSIENT)
-
-
 @dataclass(frozen=True)
 class Migration:
     version: int

@@ -52,12 +52,8 @@ class DeliveryProjection:
     async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
         try:
             return await self._apply(partition, after, batch)
-        except (PositionConflict, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            if db.transient(error):
-                raise Unavailable(repr(error)) from error
-            raise
+        except db.TRANSIENT as error:  # the store is down, not the events at fault
+            raise Unavailable(repr(error)) from error
 
     async def _apply(
         self, partition: int, after: int, batch: Sequence[Delivery]
