@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from itertools import groupby
 from typing import Any
 
 import asyncpg
@@ -212,46 +213,65 @@ async def project(conn: Conn, events: Sequence[AnyEvent]) -> None:
     changes = [e for e in events if isinstance(e, MessageChange)]
     if changes:
         await conn.execute(_NOTES, [e.event_id for e in changes], [e.message_id for e in changes])
-    for event in events:
-        match event:
-            case ReactionChanged(added=True):
-                await conn.execute(
-                    _ADD_REACTION,
-                    event.message_id,
-                    event.target,
-                    event.actor_id,
-                    event.emoji,
-                    event.actor,
-                    event.ts,
-                )
-            case ReactionChanged():
-                await conn.execute(
-                    _REMOVE_REACTION, event.message_id, event.target, event.actor_id, event.emoji
-                )
-            case MessageEdited():
-                edited = await conn.fetchval(
-                    _EDIT,
-                    event.message_id,
-                    event.target,
-                    event.actor_id,
-                    event.event_id,
-                    event.ts,
-                    event.body,
-                )
-                if edited is None:  # deleted (or gone) meanwhile: the edit carries no text
-                    await conn.execute(_SCRUB, event.event_id)
-            case MessageDeleted():
-                await conn.execute(_DELETE, event.message_id, event.target, event.actor, event.ts)
-            case PinChanged(pinned=True):
-                await conn.execute(_PIN, event.message_id, event.target, event.actor, event.ts)
-            case PinChanged():
-                await conn.execute(_UNPIN, event.message_id, event.target)
-            case ReadMarked():
-                await conn.execute(_MARK, event.session_id, event.conversation, event.pos, event.ts)
-            case SessionQuit():  # on the session's partition, after its every marker
-                await conn.execute(
-                    "DELETE FROM delivery.read_markers WHERE session_id = $1", event.session_id
-                )
+    for marks, run in groupby(events, lambda e: isinstance(e, ReadMarked)):
+        if marks:
+            await _mark(conn, [e for e in run if isinstance(e, ReadMarked)])
+        else:
+            for event in run:
+                await _apply_one(conn, event)
+
+
+async def _mark(conn: Conn, marks: list[ReadMarked]) -> None:
+    """A run of read markers in one statement: the last of each key (``admit`` let only rises)."""
+    last = {(e.session_id, e.conversation): e for e in marks}.values()
+    await conn.execute(
+        _MARK,
+        [e.session_id for e in last],
+        [e.conversation for e in last],
+        [e.pos for e in last],
+        [e.ts for e in last],
+    )
+
+
+async def _apply_one(conn: Conn, event: AnyEvent) -> None:
+    """The effect of one change, on the state the changes before it left."""
+    match event:
+        case ReactionChanged(added=True):
+            await conn.execute(
+                _ADD_REACTION,
+                event.message_id,
+                event.target,
+                event.actor_id,
+                event.emoji,
+                event.actor,
+                event.ts,
+            )
+        case ReactionChanged():
+            await conn.execute(
+                _REMOVE_REACTION, event.message_id, event.target, event.actor_id, event.emoji
+            )
+        case MessageEdited():
+            edited = await conn.fetchval(
+                _EDIT,
+                event.message_id,
+                event.target,
+                event.actor_id,
+                event.event_id,
+                event.ts,
+                event.body,
+            )
+            if edited is None:  # deleted (or gone) meanwhile: the edit carries no text
+                await conn.execute(_SCRUB, event.event_id)
+        case MessageDeleted():
+            await conn.execute(_DELETE, event.message_id, event.target, event.actor, event.ts)
+        case PinChanged(pinned=True):
+            await conn.execute(_PIN, event.message_id, event.target, event.actor, event.ts)
+        case PinChanged():
+            await conn.execute(_UNPIN, event.message_id, event.target)
+        case SessionQuit():  # on the session's partition, after its every marker
+            await conn.execute(
+                "DELETE FROM delivery.read_markers WHERE session_id = $1", event.session_id
+            )
 
 
 def reply_parent(meta: dict[str, Any]) -> uuid.UUID | None:
@@ -359,7 +379,7 @@ WHERE m.event_id = $1 AND m.target = $2 AND p.message_id = m.id
 
 _MARK = """
 INSERT INTO delivery.read_markers AS r (session_id, target, pos, updated_at)
-VALUES ($1, $2, $3, $4)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[])
 ON CONFLICT (session_id, target) DO UPDATE
 SET pos = greatest(r.pos, excluded.pos), updated_at = excluded.updated_at
 """

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import uuid
 
+from libs import db
 from libs.events import (
     KeyAnnounced,
     MessageDeleted,
     PinChanged,
     ReactionChanged,
     ReadMarked,
+    SessionQuit,
     dm_target,
     user_target,
     utcnow,
 )
-from services.fanout.extras import _State, reply_parent
+from services.fanout.extras import _State, project, reply_parent
 from services.fanout.handlers import segments, stored_item
 
 ALICE, BOB = uuid.uuid4(), uuid.uuid4()
@@ -124,3 +126,41 @@ def test_reply_parent_is_read_from_meta() -> None:
     assert reply_parent({"reply_to": "nope"}) is None
     assert reply_parent({"reply_to": 5}) is None
     assert reply_parent({}) is None
+
+
+def _mark(session: uuid.UUID, conversation: str, pos: int) -> ReadMarked:
+    return ReadMarked(
+        event_id=uuid.uuid4(),
+        ts=utcnow(),
+        session_id=session,
+        nick="alice",
+        conversation=conversation,
+        to=conversation,
+        pos=pos,
+    )
+
+
+async def test_a_batch_of_markers_keeps_the_last_of_each_and_a_quit_ends_those_before_it(
+    database_url: str,
+) -> None:
+    quit_ = SessionQuit(event_id=uuid.uuid4(), ts=utcnow(), session_id=ALICE, nick="alice")
+    batch = [
+        _mark(ALICE, "#a", 3),
+        _mark(ALICE, "#a", 5),
+        _mark(BOB, "#a", 2),
+        quit_,
+        _mark(BOB, "#a", 4),
+        _mark(BOB, "#b", 1),
+        _mark(BOB, "#a", 6),
+    ]
+    pool = await db.create_pool(database_url, 2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await project(conn, batch)
+        rows = await pool.fetch("SELECT session_id, target, pos FROM delivery.read_markers")
+    finally:
+        await pool.close()
+    assert sorted((r["session_id"] == BOB, r["target"], r["pos"]) for r in rows) == [
+        (True, "#a", 6),
+        (True, "#b", 1),
+    ]
