@@ -68,12 +68,9 @@ def conversation(model: ChatModel, item: dict[str, Any]) -> Buffer | None:
 
 def apply_change(model: ChatModel, item: dict[str, Any]) -> None:
     """A REACT, UNREACT, EDIT, DELETE, PIN, UNPIN, MARKREAD or PUBKEY from the queue."""
-    from services.chat.model import SERVER, Line, now_ts
+    from services.chat.model import SERVER, Line, fields
 
-    command = str(item.get("command"))
-    sender = str(item.get("from", ""))
-    params = [str(p) for p in item.get("params") or []]
-    ts = str(item.get("ts") or now_ts())
+    command, sender, _, params, _, ts = fields(item)
     if command == "PUBKEY":
         model.add(model.buffers[SERVER], Line(ts, "event", f"{sender} announced a signing key"))
         return

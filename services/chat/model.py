@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from libs.irc import fold, is_channel
 from services.chat import changes
@@ -108,6 +108,34 @@ def body_lines(body: Any) -> list[str]:
     if isinstance(body, dict):
         return [json.dumps(body, ensure_ascii=False)]
     return []
+
+
+class Fields(NamedTuple):
+    """What a queue item, history item or reply says, as strings."""
+
+    command: str
+    sender: str
+    to: str
+    params: list[str]
+    body: list[str]
+    ts: str  # now, when the item has no time
+
+
+def fields(item: dict[str, Any]) -> Fields:
+    return Fields(
+        str(item.get("command", "")),
+        str(item.get("from", "")),
+        str(item.get("to", "")),
+        [str(p) for p in item.get("params") or []],
+        body_lines(item.get("body")),
+        str(item.get("ts") or now_ts()),
+    )
+
+
+def place(item: dict[str, Any]) -> tuple[str | None, int | None]:
+    """An item's id and its position in its target's history, when it has them."""
+    item_id, pos = item.get("id"), item.get("pos")
+    return (item_id if isinstance(item_id, str) else None, pos if isinstance(pos, int) else None)
 
 
 _NICK_CHAR = r"A-Za-z0-9\[\]\\`_^{|}\-"
@@ -235,11 +263,7 @@ class ChatModel:
 
     def apply(self, item: dict[str, Any]) -> list[str]:
         """Apply one queue item; the channels just joined (their members need fetching)."""
-        command = str(item.get("command", ""))
-        sender, to = str(item.get("from", "")), str(item.get("to", ""))
-        params = [str(p) for p in item.get("params") or []]
-        lines = body_lines(item.get("body"))
-        ts = str(item.get("ts") or now_ts())
+        command, sender, to, params, lines, ts = fields(item)
         mine = fold(sender) == fold(self.me)
         if is_numeric(command):
             self.apply_reply(item)
@@ -314,16 +338,21 @@ class ChatModel:
 
     def _native(self, buffer: Buffer, item: dict[str, Any]) -> None:
         """Add the lines of an item that belongs to this buffer's own history."""
-        item_id = item.get("id")
-        if isinstance(item_id, str):
+        if self._take(buffer, item):
+            for line in self.annotated(buffer, item):
+                self.add(buffer, line)
+
+    @staticmethod
+    def _take(buffer: Buffer, item: dict[str, Any]) -> bool:
+        """Record an item's id and position in ``buffer``; False when it is shown already."""
+        item_id, pos = place(item)
+        if item_id is not None:
             if item_id in buffer.seen:
-                return
+                return False
             buffer.seen.add(item_id)
-        pos = item.get("pos")
-        if isinstance(pos, int) and (buffer.oldest_pos is None or pos < buffer.oldest_pos):
+        if pos is not None and (buffer.oldest_pos is None or pos < buffer.oldest_pos):
             buffer.oldest_pos = pos
-        for line in self.annotated(buffer, item):
-            self.add(buffer, line)
+        return True
 
     def annotated(self, buffer: Buffer, item: dict[str, Any]) -> list[Line]:
         """An item's lines, the first with what happened to it and what it answers."""
@@ -338,13 +367,8 @@ class ChatModel:
 
     def lines_for(self, item: dict[str, Any]) -> list[Line]:
         """How a channel or private item reads, without changing anything."""
-        command = str(item.get("command", ""))
-        sender, to = str(item.get("from", "")), str(item.get("to", ""))
-        params = [str(p) for p in item.get("params") or []]
-        body = body_lines(item.get("body"))
-        ts = str(item.get("ts") or now_ts())
-        item_id = item.get("id") if isinstance(item.get("id"), str) else None
-        pos = item.get("pos") if isinstance(item.get("pos"), int) else None
+        command, sender, to, params, body, ts = fields(item)
+        item_id, pos = place(item)
         own = fold(sender) == fold(self.me)
 
         def event(text: str) -> list[Line]:
@@ -438,11 +462,8 @@ class ChatModel:
         private buffer of the away nick; the rest to the server buffer.
         ``show=False`` applies without adding lines (the names sent with a JOIN).
         """
-        command = str(reply.get("command", ""))
-        params = [str(p) for p in reply.get("params") or []]
-        body = body_lines(reply.get("body"))
+        command, _, _, params, body, ts = fields(reply)
         text_body = " ".join(body)
-        ts = str(reply.get("ts") or now_ts())
         where = self.buffers[SERVER]
         about = self._reply_channel(command, params)
         if about is not None:
@@ -529,15 +550,8 @@ class ChatModel:
         before = len(buffer.lines)
         older: list[Line] = []
         for item in page.get("messages", []):
-            item_id = item.get("id")
-            if isinstance(item_id, str) and item_id in buffer.seen:
-                continue
-            if isinstance(item_id, str):
-                buffer.seen.add(item_id)
-            pos = item.get("pos")
-            if isinstance(pos, int) and (buffer.oldest_pos is None or pos < buffer.oldest_pos):
-                buffer.oldest_pos = pos
-            older.extend(self.annotated(buffer, item))
+            if self._take(buffer, item):
+                older.extend(self.annotated(buffer, item))
         buffer.lines[:0] = older
         buffer.has_more = bool(page.get("has_more"))
         if older:
