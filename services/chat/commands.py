@@ -150,18 +150,16 @@ def _part(rest: str, current: str | None) -> Parsed:
     return _command("PART", channel, body=[reason] if reason else [])
 
 
-def _msg(rest: str, current: str | None) -> Parsed:
-    target, text = _words(rest, 1)
-    if not target or not text:
-        return _error("usage: /msg target text")
-    return _command("PRIVMSG", target, body=[text])
+def _to_target(command: str, name: str) -> Callable[[str, str | None], Parsed]:
+    """/msg and /notice: a line to a named channel or nick."""
 
+    def handler(rest: str, current: str | None) -> Parsed:
+        target, text = _words(rest, 1)
+        if not target or not text:
+            return _error(f"usage: /{name} target text")
+        return _command(command, target, body=[text])
 
-def _notice(rest: str, current: str | None) -> Parsed:
-    target, text = _words(rest, 1)
-    if not target or not text:
-        return _error("usage: /notice target text")
-    return _command("NOTICE", target, body=[text])
+    return handler
 
 
 def _query(rest: str, current: str | None) -> Parsed:
@@ -298,8 +296,8 @@ def _on_line(
 _HANDLERS = {
     "join": _join,
     "part": _part,
-    "msg": _msg,
-    "notice": _notice,
+    "msg": _to_target("PRIVMSG", "msg"),
+    "notice": _to_target("NOTICE", "notice"),
     "query": _query,
     "me": _me,
     "nick": _nick,

@@ -27,6 +27,12 @@ const send = (command, fields = {}, show = null) => ({
   show,
 });
 
+/** /msg and /notice: a line to a named channel or nick. */
+function toTarget(command, args, usage) {
+  need(args, 2, usage);
+  return send(command, { to: args[0], body: [rest(args.slice(1))] });
+}
+
 export const COMMANDS = {
   join: {
     usage: "/join #channel [key]",
@@ -49,8 +55,7 @@ export const COMMANDS = {
     usage: "/msg nick|#channel text",
     help: "send a message without switching tabs",
     run(args) {
-      need(args, 2, this.usage);
-      return send("PRIVMSG", { to: args[0], body: [rest(args.slice(1))] });
+      return toTarget("PRIVMSG", args, this.usage);
     },
   },
   query: {
@@ -75,8 +80,7 @@ export const COMMANDS = {
     usage: "/notice nick|#channel text",
     help: "send a notice",
     run(args) {
-      need(args, 2, this.usage);
-      return send("NOTICE", { to: args[0], body: [rest(args.slice(1))] });
+      return toTarget("NOTICE", args, this.usage);
     },
   },
   nick: {
