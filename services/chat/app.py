@@ -172,7 +172,7 @@ class ChatApp(App[None]):
             self.model.buffer(nick, "query")
         if opened.channels and self.model.current == SERVER:
             self.model.select(self.model.buffer(opened.channels[0]).key)
-        self.run_worker(self._unread(), group="reads")
+        self._unread(opened.unread, opened.read)
         how = "Resumed" if opened.resumed else "Connected"
         self.model.note(
             f"{how} as {self.saved.nick} (seq {self.saved.last_seq}); state in {self.state_path}"
@@ -246,14 +246,9 @@ class ChatApp(App[None]):
         self.client.token = None
         self._changed()
 
-    async def _unread(self) -> None:
+    def _unread(self, unread: dict[str, int], read: dict[str, int]) -> None:
         """Unread counts and read markers as the server has them (another device read)."""
-        try:
-            current = await self.client.state()
-        except (ApiError, httpx.HTTPError):
-            return
-        read = current.get("read") or {}
-        for name, count in (current.get("unread") or {}).items():
+        for name, count in unread.items():
             buffer = self.model.find(name)
             if buffer is None and count and not name.startswith("#"):
                 buffer = self.model.buffer(name, "query")
@@ -263,7 +258,6 @@ class ChatApp(App[None]):
                 buffer.read_pos = int(read[name])
             if buffer.key != self.model.current:
                 buffer.unread = int(count)
-        self._changed()
 
     def _fetch_channel(self, name: str) -> None:
         self.run_worker(self._read_channel(name), group="reads")

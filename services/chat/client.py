@@ -53,6 +53,20 @@ class Opened:
     resumed: bool
     channels: list[str]
     away: str | None
+    unread: dict[str, int]  # per channel and private peer, as GET /state counts them
+    read: dict[str, int]  # the session's read markers
+
+    @classmethod
+    def of(cls, state: SavedState, resumed: bool, current: dict[str, Any]) -> Opened:
+        """From the answer of ``GET /api/v1/state``."""
+        return cls(
+            state,
+            resumed,
+            current["channels"],
+            current["away"],
+            current.get("unread") or {},
+            current.get("read") or {},
+        )
 
 
 class ChatClient:
@@ -146,7 +160,7 @@ class ChatClient:
                     raise
                 self.token = None
             else:
-                return Opened(saved, True, current["channels"], current["away"])
+                return Opened.of(saved, True, current)
         if password:
             try:
                 answer = await self.login(nick, password)
@@ -168,8 +182,7 @@ class ChatClient:
             session_id=str(answer["session_id"]),
             client_id=str(answer["client_id"]),
         )
-        current = await self.state()
-        return Opened(fresh, False, current["channels"], current["away"])
+        return Opened.of(fresh, False, await self.state())
 
     # --- commands and the queue ----------------------------------------------------
 
