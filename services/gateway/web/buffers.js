@@ -72,12 +72,18 @@ export class Buffer {
     this.el.scrollTop = this.el.scrollHeight;
   }
 
-  /** Add a line at the end; false when a line with its id is already here. */
-  append(line, follow = true) {
-    if (line.id && this.ids.has(line.id)) return false;
+  /** The node of a line not shown yet (its id now taken), or null when it is here already. */
+  admit(line) {
+    if (line.id && this.ids.has(line.id)) return null;
     if (line.id) this.ids.add(line.id);
     this.quote(line);
-    const node = lineNode(line);
+    return lineNode(line);
+  }
+
+  /** Add a line at the end; false when a line with its id is already here. */
+  append(line, follow = true) {
+    const node = this.admit(line);
+    if (!node) return false;
     this.lines.push({ line, node });
     this.list.append(node);
     if (follow && this.stuck) this.scrollToEnd();
@@ -89,10 +95,8 @@ export class Buffer {
     const fromBottom = this.el.scrollHeight - this.el.scrollTop;
     let added = 0;
     for (const line of lines) {
-      if (line.id && this.ids.has(line.id)) continue;
-      if (line.id) this.ids.add(line.id);
-      this.quote(line);
-      const node = lineNode(line);
+      const node = this.admit(line);
+      if (!node) continue;
       const at = this.lines.findIndex((entry) => entry.line.pos != null && entry.line.pos > line.pos);
       if (at < 0) {
         this.lines.push({ line, node });
@@ -110,20 +114,20 @@ export class Buffer {
 
   /** The oldest history position shown, where the next older page ends. */
   oldestPos() {
-    let oldest = null;
-    for (const { line } of this.lines) {
-      if (line.pos != null && (oldest === null || line.pos < oldest)) oldest = line.pos;
-    }
-    return oldest;
+    return this.edgePos(Math.min);
   }
 
   /** The newest history position shown (the read marker moves up to it). */
   latestPos() {
-    let latest = null;
+    return this.edgePos(Math.max);
+  }
+
+  edgePos(pick) {
+    let edge = null;
     for (const { line } of this.lines) {
-      if (line.pos != null && (latest === null || line.pos > latest)) latest = line.pos;
+      if (line.pos != null) edge = edge === null ? line.pos : pick(edge, line.pos);
     }
-    return latest;
+    return edge;
   }
 
   /** A reply shows the start of the line it answers, when that line is here. */
