@@ -25,7 +25,7 @@ from libs.irc import fold
 from services.chat import changes, state
 from services.chat.client import ApiError, ChatClient
 from services.chat.commands import help_lines, parse_input
-from services.chat.model import SERVER, ChatModel, Line
+from services.chat.model import COUNTED, SERVER, ChatModel, Line
 from services.chat.render import buffer_label, line_text, member_text
 from services.chat.state import Cursor, SavedState
 from services.chat.widgets import BufferLog, CommandInput
@@ -320,7 +320,7 @@ class ChatApp(App[None]):
                 kept
                 for kept in reversed(self.model.active.lines)
                 if kept.item_id
-                and kept.kind in ("msg", "action", "notice")
+                and kept.kind in COUNTED
                 and kept.own == mine
                 and kept.tail != changes.DELETED
             ),
@@ -330,7 +330,7 @@ class ChatApp(App[None]):
             whose = "your" if mine else "someone else's"
             self.model.note(f"/{action}: no line of {whose} here", "error", self.model.current)
             return
-        target = line.item_id.split("/")[0] if line.item_id else ""
+        target = line.item_id or ""  # every line of a message carries the message's id
         command: dict[str, Any]
         if action == "react":
             command = {"command": "REACT", "to": to, "params": [target, text.split()[0]]}
