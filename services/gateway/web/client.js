@@ -283,7 +283,7 @@ export class Client {
         this.renamed(item, mine);
         break;
       case "QUIT":
-        this.quitted(item);
+        this.aboutSomeone(item, item.from, this.buffers.get(bufferKey("dm", item.from)));
         break;
       case "INVITE":
         this.deliver(this.server(), item);
@@ -323,14 +323,6 @@ export class Client {
       }
       return;
     }
-    let shown = false;
-    for (const buffer of [...this.buffers.values()]) {
-      if (buffer.kind === "channel" && buffer.hasMember(old)) {
-        this.deliver(buffer, item);
-        this.refreshMembers(buffer);
-        shown = true;
-      }
-    }
     const dm = this.buffers.get(bufferKey("dm", old));
     if (dm && !this.buffers.has(bufferKey("dm", now))) {
       this.buffers.delete(dm.key);
@@ -338,23 +330,19 @@ export class Client {
       this.buffers.set(dm.key, dm);
       if (this.activeKey === bufferKey("dm", old)) this.activeKey = dm.key;
     }
-    if (dm) {
-      this.deliver(dm, item);
-      shown = true;
-    }
-    if (!shown) this.deliver(this.server(), item);
+    this.aboutSomeone(item, old, dm);
   }
 
-  quitted(item) {
+  /** A NICK or QUIT of ``nick``: in the channels it is in and in ``dm``, else the server tab. */
+  aboutSomeone(item, nick, dm) {
     let shown = false;
     for (const buffer of this.buffers.values()) {
-      if (buffer.kind === "channel" && buffer.hasMember(item.from)) {
+      if (buffer.kind === "channel" && buffer.hasMember(nick)) {
         this.deliver(buffer, item);
         this.refreshMembers(buffer);
         shown = true;
       }
     }
-    const dm = this.buffers.get(bufferKey("dm", item.from));
     if (dm) {
       this.deliver(dm, item);
       shown = true;
@@ -364,8 +352,7 @@ export class Client {
 
   /** A change to a chat line (REACT, EDIT, DELETE, PIN …), in the tab that shows it. */
   changed(item) {
-    const where = conversation(item, this.me);
-    const buffer = this.buffers.get(bufferKey(isChannel(where) ? "channel" : "dm", where));
+    const buffer = this.tabOf(item);
     if (!buffer) return;
     const msg = item.params?.[0];
     switch (item.command) {
@@ -389,8 +376,7 @@ export class Client {
   /** An ephemeral notice (typing): shown under the tab's lines until it expires. */
   noticed(notice) {
     if (notice.type !== "typing") return;
-    const where = conversation(notice, this.me);
-    const buffer = this.buffers.get(bufferKey(isChannel(where) ? "channel" : "dm", where));
+    const buffer = this.tabOf(notice);
     if (!buffer) return;
     const key = fold(notice.from);
     if (notice.state === "active") {
@@ -548,6 +534,12 @@ export class Client {
   }
 
   // --- buffers ---------------------------------------------------------------------
+
+  /** The open tab of the channel or DM an item is about, if there is one. */
+  tabOf(item) {
+    const where = conversation(item, this.me);
+    return this.buffers.get(bufferKey(isChannel(where) ? "channel" : "dm", where));
+  }
 
   track(buffer) {
     this.buffers.set(buffer.key, buffer);
