@@ -84,11 +84,11 @@ export class Client {
       for (const buffer of this.buffers.values()) {
         if (buffer.kind === "channel" && buffer.joined) this.refreshChannel(buffer);
       }
+      this.syncUnread();
     } else {
       this.bootstrap();
     }
     this.save();
-    this.syncUnread();
     this.poll();
   }
 
@@ -134,7 +134,7 @@ export class Client {
       if (this.stopped) return;
       this.away = Boolean(state.away);
       for (const name of state.channels) this.refreshChannel(this.channel(name));
-      this.renderChrome();
+      this.unreadFrom(state);
       this.fill(this.active);
     } catch (error) {
       this.failed(error, this.server());
@@ -421,19 +421,23 @@ export class Client {
   async syncUnread() {
     try {
       const state = await this.api.state();
-      if (this.stopped) return;
-      for (const [name, count] of Object.entries(state.unread ?? {})) {
-        const known = this.buffers.get(bufferKey("dm", name));
-        const buffer = known ?? (count && !isChannel(name) ? this.dm(name) : null);
-        if (!buffer) continue;
-        if (state.read?.[name] != null) buffer.readPos = state.read[name];
-        if (buffer !== this.active) buffer.unread = count;
-      }
-      this.markRead(this.active);
-      this.renderChrome();
+      if (!this.stopped) this.unreadFrom(state);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.failed(error);
     }
+  }
+
+  /** The unread counts and read markers of a ``GET /state`` answer, in the tabs. */
+  unreadFrom(state) {
+    for (const [name, count] of Object.entries(state.unread ?? {})) {
+      const known = this.buffers.get(bufferKey("dm", name));
+      const buffer = known ?? (count && !isChannel(name) ? this.dm(name) : null);
+      if (!buffer) continue;
+      if (state.read?.[name] != null) buffer.readPos = state.read[name];
+      if (buffer !== this.active) buffer.unread = count;
+    }
+    this.markRead(this.active);
+    this.renderChrome();
   }
 
   /** Someone is typing in the active tab: say so, at most every few seconds. */
