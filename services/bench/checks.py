@@ -14,7 +14,7 @@ and what every client received; see its docstring for the rules.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -179,26 +179,46 @@ def verdict(receivers: Iterable[Receiver], sent: set[str], extra: Sequence[str] 
 
     ``extra`` holds problems found elsewhere (a send refused, a poll that failed).
     """
+    return _compare(
+        list(receivers), lambda _: sent, lambda _: set(), "never accepted", extra, len(sent)
+    )
+
+
+def _compare(
+    receivers: Sequence[Receiver],
+    expected: Callable[[Receiver], set[str]],
+    possible: Callable[[Receiver], set[str]],
+    stray: str,
+    extra: Sequence[str],
+    expected_total: int,
+) -> Verdict:
+    """What both checkers share: each receiver's own findings, then what it lacks
+    (``expected`` of it) and what it has beyond ``expected`` and ``possible``."""
     problems = list(extra)
-    lost = duplicated = out_of_order = delivered = count = 0
+    lost = 0
     for receiver in receivers:
-        count += 1
-        delivered += receiver.delivered
-        duplicated += receiver.duplicated
-        out_of_order += receiver.out_of_order + receiver.bad_seq
         problems.extend(receiver.problems)
-        missing = sent - receiver.ids
-        unknown = receiver.ids - sent
+        want = expected(receiver)
+        missing = want - receiver.ids
+        strays = receiver.ids - want - possible(receiver)
         lost += len(missing)
         if missing:
             problems.append(
                 f"{receiver.name}: {len(missing)} lost, e.g. {sorted(missing)[:_SHOWN]}"
             )
-        if unknown:
+        if strays:
             problems.append(
-                f"{receiver.name}: {len(unknown)} never accepted, e.g. {sorted(unknown)[:_SHOWN]}"
+                f"{receiver.name}: {len(strays)} {stray}, e.g. {sorted(strays)[:_SHOWN]}"
             )
-    return Verdict(count, len(sent), delivered, lost, duplicated, out_of_order, problems)
+    return Verdict(
+        len(receivers),
+        expected_total,
+        sum(r.delivered for r in receivers),
+        lost,
+        sum(r.duplicated for r in receivers),
+        sum(r.out_of_order + r.bad_seq for r in receivers),
+        problems,
+    )
 
 
 Outcome = Literal["acked", "failed", "unknown"]
@@ -235,37 +255,29 @@ def check_history(
             acked.setdefault(send.target, set()).add(send.key)
         elif send.outcome == "unknown":
             maybe.setdefault(send.target, set()).add(send.key)
-    problems = list(extra)
-    lost = duplicated = out_of_order = delivered = count = 0
-    holders: Counter[str] = Counter()
-    for receiver in receivers:
-        count += 1
-        delivered += receiver.delivered
-        duplicated += receiver.duplicated
-        out_of_order += receiver.out_of_order + receiver.bad_seq
-        problems.extend(receiver.problems)
+    received = list(receivers)
+
+    def union(by_target: dict[str, set[str]], receiver: Receiver) -> set[str]:
         targets = [t for t, names in recipients.items() if receiver.name in names]
-        expected = set().union(*(acked.get(t, set()) for t in targets))
-        possible = set().union(*(maybe.get(t, set()) for t in targets))
-        missing = expected - receiver.ids
-        foreign = receiver.ids - expected - possible
-        holders.update(receiver.ids & possible)
-        lost += len(missing)
-        if missing:
-            problems.append(
-                f"{receiver.name}: {len(missing)} lost, e.g. {sorted(missing)[:_SHOWN]}"
-            )
-        if foreign:
-            problems.append(
-                f"{receiver.name}: {len(foreign)} never sent to it, e.g. {sorted(foreign)[:_SHOWN]}"
-            )
+        return set().union(*(by_target.get(t, set()) for t in targets))
+
+    found = _compare(
+        received,
+        lambda r: union(acked, r),
+        lambda r: union(maybe, r),
+        "never sent to it",
+        extra,
+        sum(len(keys) for keys in acked.values()),
+    )
+    holders: Counter[str] = Counter()
+    for receiver in received:
+        holders.update(receiver.ids & union(maybe, receiver))
     for target, keys in maybe.items():
         everyone = len(recipients.get(target, ()))
         partial = sorted(k for k in keys if 0 < holders[k] < everyone)
         if partial:
-            problems.append(
+            found.problems.append(
                 f"{target}: {len(partial)} unknown sends reached only some recipients, "
                 f"e.g. {partial[:_SHOWN]}"
             )
-    expected_total = sum(len(keys) for keys in acked.values())
-    return Verdict(count, expected_total, delivered, lost, duplicated, out_of_order, problems)
+    return found
