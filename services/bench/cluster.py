@@ -27,9 +27,8 @@ from libs.db import migrate
 from libs.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from libs.settings import Settings
 from services.bench.proxy import Proxy
-from services.up import settings_env, sync_interval
+from services.up import plan, settings_env, sync_interval
 
-SERVICES = ("presence", "history", "fanout", "gateway")
 GRACE = 10.0  # seconds a service gets to stop after SIGTERM
 READY_TIMEOUT = 60.0
 
@@ -212,30 +211,21 @@ class Cluster:
             "CHINWAG_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
         }
-        for name in SERVICES:
-            count = {"gateway": self.gateways, "fanout": self.fanouts}.get(name, 1)
-            for i in range(count):
-                label = name if count == 1 else f"{name}.{i}"
-                port = free_port()
-                env = {
-                    **base,
-                    "CHINWAG_HTTP_PORT" if name == "gateway" else "CHINWAG_OPS_PORT": str(port),
-                }
-                if name == "fanout":
-                    env["CHINWAG_FANOUT_WORKERS"] = str(count)
-                    env["CHINWAG_FANOUT_ORDINAL"] = str(i)
-                if label in self.proxied:
-                    proxy = Proxy("127.0.0.1", self.servers.nats.port)
-                    await proxy.open()
-                    self.proxies[label] = proxy
-                    env["CHINWAG_NATS_URL"] = proxy.url()
-                self.services[label] = Service(
-                    name,
-                    label,
-                    env,
-                    self.workdir / f"{label}.log",
-                    f"http://127.0.0.1:{port}/readyz",
-                )
+        scale = {"gateway": self.gateways, "fanout": self.fanouts}
+        for spec in plan(self.settings, free_port(), scale):
+            env = {**base, **spec.env}
+            if spec.label in self.proxied:
+                proxy = Proxy("127.0.0.1", self.servers.nats.port)
+                await proxy.open()
+                self.proxies[spec.label] = proxy
+                env["CHINWAG_NATS_URL"] = proxy.url()
+            self.services[spec.label] = Service(
+                spec.name,
+                spec.label,
+                env,
+                self.workdir / f"{spec.label}.log",
+                f"http://127.0.0.1:{spec.port or spec.ops_port}/readyz",
+            )
         for service in self.services.values():
             await service.start()
         await self.wait_ready()

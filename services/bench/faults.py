@@ -282,7 +282,7 @@ async def run_fault(
                 await sending
             if not await workload.drain(timing.drain):
                 problems.append(f"deliveries still missing after {timing.drain:g} s")
-        problems.extend(_exited(cluster))
+        problems.extend(exited(cluster))
     finally:
         await cluster.close()
     problems.extend(f"logged an error: {line[:300]}" for line in cluster.log_lines("error")[:10])
@@ -347,7 +347,7 @@ async def _traffic(seconds: float, sending: asyncio.Task[None]) -> None:
         raise RuntimeError("the senders stopped before the run did")
 
 
-def _exited(cluster: Cluster) -> list[str]:
+def exited(cluster: Cluster) -> list[str]:
     """Services that exited on their own during the run."""
     return [
         f"{s.label} exited on its own with code {s.process.returncode}"

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-SERVICE_NAMES = ("gateway", "fanout", "history", "presence")
+from services.up import SERVICES
+
 CLIENT_ROLES = ("loadgen", "bare-asgi")  # what drives or stands beside the system
 HELPERS = {"services.bench.worker": "loadgen-worker", "services.bench.bare": "bare-asgi"}
 
@@ -40,7 +41,7 @@ def role_of(process: psutil.Process, own_pid: int, own_role: str = "loadgen") ->
     if program.startswith("nats-server"):
         return "nats-server"
     for i, arg in enumerate(argv[:-1]):
-        if arg == "services.cli" and argv[i + 1] in SERVICE_NAMES:
+        if arg == "services.cli" and argv[i + 1] in SERVICES:
             return str(argv[i + 1])
     for arg in argv:
         for module, role in HELPERS.items():

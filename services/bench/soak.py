@@ -33,12 +33,20 @@ from libs.settings import Settings
 from services.bench.churn import Churn
 from services.bench.client import Api
 from services.bench.cluster import Cluster, Servers, run_settings
-from services.bench.faults import FAULTS, LONG, FaultReport, fault_named, run_fault, table
+from services.bench.faults import (
+    FAULTS,
+    LONG,
+    FaultReport,
+    exited,
+    fault_named,
+    run_fault,
+    table,
+)
 from services.bench.options import SOAK_PARTS as PARTS
 from services.bench.procs import Sampler
 from services.bench.workload import Shape, Workload
+from services.up import SERVICES
 
-SERVICES = ("gateway", "fanout", "history", "presence")
 SERVERS = ("nats-server", "postgres")
 SAMPLE_EVERY = 1.0  # seconds between RSS samples
 # A service's RSS may grow this much past its warmed-up size (MiB, and as a share).
@@ -167,11 +175,7 @@ async def memory_soak(base: Path, minutes: float) -> Memory:
             problems.extend(f"churn: {n} x {what}" for what, n in churn.failures.items())
             if workload.statuses:
                 problems.append(f"sends not answered 200: {dict(workload.statuses)}")
-            problems.extend(
-                f"{s.label} exited"
-                for s in cluster.services.values()
-                if s.process and s.process.returncode is not None
-            )
+            problems.extend(exited(cluster))
         finally:
             await cluster.close()
         problems.extend(
