@@ -68,6 +68,20 @@ _encode = msgspec.json.Encoder().encode
 _JSON = {"Content-Type": "application/json"}
 
 
+@asynccontextmanager
+async def session(
+    read_timeout: float, connect_timeout: float = 30.0
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp session for many members at once: no connection limit, and
+    connections closed before the server's keep-alive timeout would close them."""
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=connect_timeout, sock_read=read_timeout
+    )
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        yield http
+
+
 @dataclass
 class Member:
     """One client of one session, and the last seq the benchmark has seen in its queue."""
@@ -110,9 +124,7 @@ class Api:
     @classmethod
     @asynccontextmanager
     async def open(cls, base_url: str, read_timeout: float = 90.0) -> AsyncIterator[Api]:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        async with session(read_timeout) as http:
             yield cls(base_url, http)
 
     async def ready(self) -> bool:

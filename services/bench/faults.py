@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 
+from services.bench.client import session
 from services.bench.cluster import Cluster, Servers, run_settings
 from services.bench.workload import Shape, Workload, outcomes, recovery
 
@@ -258,13 +258,10 @@ async def run_fault(
     workload = Workload(run, [], shape)
     repairs: list[float] = []
     problems: list[str] = []
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=shape.poll_timeout + 10)
     try:
         await cluster.start()
         workload.gateways = cluster.gateway_urls
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=3.0), timeout=timeout
-        ) as http:
+        async with session(shape.poll_timeout + 10, connect_timeout=5) as http:
             await workload.setup(http)
             workload.listen()
             stop = asyncio.Event()

@@ -27,11 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from libs.settings import Settings
 from services.bench.churn import Churn
-from services.bench.client import Api
+from services.bench.client import Api, session
 from services.bench.cluster import Cluster, Servers, run_settings
 from services.bench.faults import (
     FAULTS,
@@ -144,13 +142,8 @@ async def memory_soak(base: Path, minutes: float) -> Memory:
         run = uuid.uuid4().hex[:6]
         shape = Shape(interval=0.05)
         workload = Workload(run, cluster.gateway_urls, shape)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=5, sock_read=shape.poll_timeout + 10
-        )
         try:
-            async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=3.0), timeout=timeout
-            ) as http:
+            async with session(shape.poll_timeout + 10, connect_timeout=5) as http:
                 await workload.setup(http)
                 workload.listen()
                 churn = Churn(run, Api(cluster.gateway_urls[0], http))
@@ -290,10 +283,7 @@ async def _send_rate(base: Path, sync_interval: str, commit: str, seconds: float
         shape = Shape(users=16, two_clients=0, channels=1, interval=0.0)
         workload = Workload(uuid.uuid4().hex[:6], cluster.gateway_urls, shape)
         try:
-            async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=3.0),
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=30),
-            ) as http:
+            async with session(30) as http:
                 await workload.setup(http)
                 workload.listen()
                 stop = asyncio.Event()
