@@ -145,24 +145,20 @@ class Api:
 
     async def create_session(self, nick: str, password: str | None = None) -> Member:
         fields = {"nick": nick} if password is None else {"nick": nick, "password": password}
-        async with self.http.post(
-            f"{self.base_url}/api/v1/session", data=_encode(fields), headers=_JSON
-        ) as response:
-            data = await response.read()
-            if response.status != 201:
-                raise BenchError(f"POST /session {nick}: {response.status} {data[:300]!r}")
-        created = _created.decode(data)
-        return Member(created.nick, created.token, created.session_id, created.client_id)
+        return await self._signed_in("/session", fields, 201)
 
     async def login(self, nick: str, password: str) -> Member:
         """Another client (device) of a session that has a password."""
-        body = _encode({"nick": nick, "password": password})
+        return await self._signed_in("/login", {"nick": nick, "password": password}, 200)
+
+    async def _signed_in(self, path: str, fields: dict[str, str], expected: int) -> Member:
+        """The new client that ``POST path`` answers with ``expected``."""
         async with self.http.post(
-            f"{self.base_url}/api/v1/login", data=body, headers=_JSON
+            f"{self.base_url}/api/v1{path}", data=_encode(fields), headers=_JSON
         ) as response:
             data = await response.read()
-            if response.status != 200:
-                raise BenchError(f"POST /login {nick}: {response.status} {data[:300]!r}")
+            if response.status != expected:
+                raise BenchError(f"POST {path} {fields['nick']}: {response.status} {data[:300]!r}")
         created = _created.decode(data)
         return Member(created.nick, created.token, created.session_id, created.client_id)
 
