@@ -333,17 +333,27 @@ class PartitionConsumer:
             await self.js.delete_consumer(self.stream, self.durable)
         await self.js.add_consumer(
             self.stream,
-            ConsumerConfig(
-                durable_name=self.durable,
-                filter_subject=self.filter_subject,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=position + 1,
-                ack_wait=self.ack_wait,
-                max_ack_pending=self.batch * 4,
+            consumer_config(
+                self.durable, self.filter_subject, position + 1, self.ack_wait, self.batch
             ),
         )
         return await self.puller(self.js, self.stream, self.durable)
+
+
+def consumer_config(
+    durable: str, filter_subject: str, start_seq: int, ack_wait: float, batch: int
+) -> ConsumerConfig:
+    """The durable pull consumer a ``PartitionConsumer`` creates (``chinwag doctor``
+    compares the live ones with it)."""
+    return ConsumerConfig(
+        durable_name=durable,
+        filter_subject=filter_subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
+        ack_wait=ack_wait,
+        max_ack_pending=batch * 4,
+    )
 
 
 def _gap(msgs: Sequence[Any], expected: int) -> bool:

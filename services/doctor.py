@@ -24,10 +24,9 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
-from nats.js.api import AckPolicy, DeliverPolicy
 from pydantic import ValidationError
 
-from libs.bus import servers, stream_config
+from libs.bus import consumer_config, servers, stream_config
 from libs.db import Migration, applied_versions, migrations, pending_migrations
 from libs.settings import Settings
 from libs.subjects import Subjects
@@ -427,21 +426,25 @@ async def _check_consumers(js: Any, settings: Settings, timeout: float) -> list[
     return [consumers, await _check_partitions(js, settings, found, timeout)]
 
 
+# The fields of fanout's consumers that its settings decide (the start sequence moves).
+_CONSUMER_FIELDS = ("filter_subject", "ack_policy", "deliver_policy", "ack_wait", "max_ack_pending")
+
+
 def _consumer_differences(settings: Settings, partition: int, config: Any) -> list[str]:
     """How a consumer's configuration differs from what ``PartitionConsumer`` creates."""
-    expected = {
-        "filter_subject": Subjects(settings.subject_prefix, settings.partitions).partition_filter(
-            partition
-        ),
-        "ack_policy": AckPolicy.EXPLICIT,
-        "deliver_policy": DeliverPolicy.BY_START_SEQUENCE,
-        "ack_wait": settings.ack_wait,
-        "max_ack_pending": settings.fanout_batch * 4,
-    }
+    subjects = Subjects(settings.subject_prefix, settings.partitions)
+    expected = consumer_config(
+        f"fanout-{partition}",
+        subjects.partition_filter(partition),
+        1,
+        settings.ack_wait,
+        settings.fanout_batch,
+    )
     return [
-        f"fanout-{partition} {name} is {_show(getattr(config, name))}, expected {_show(want)}"
-        for name, want in expected.items()
-        if not _same(getattr(config, name), want)
+        f"fanout-{partition} {name} is {_show(getattr(config, name))}, "
+        f"expected {_show(getattr(expected, name))}"
+        for name in _CONSUMER_FIELDS
+        if not _same(getattr(config, name), getattr(expected, name))
     ]
 
 
