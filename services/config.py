@@ -62,15 +62,19 @@ def rewrite(readme: Path) -> bool:
 
 def replace_table(text: str) -> str:
     """``text`` with the generated table between its markers."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers {BEGIN!r} … {END!r} are missing")
-    return text[: start + len(BEGIN)] + "\n" + markdown() + "\n" + text[end:]
+    start, end = _between(text)
+    return text[:start] + "\n" + markdown() + "\n" + text[end:]
 
 
 def table_in(text: str) -> str:
     """The table currently between the markers."""
+    start, end = _between(text)
+    return text[start:end].strip()
+
+
+def _between(text: str) -> tuple[int, int]:
+    """Where the table goes: from the end of the first marker to the second marker."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"the markers {BEGIN!r} … {END!r} are missing")
-    return text[start + len(BEGIN) : end].strip()
+    return start + len(BEGIN), end
