@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +28,10 @@ from libs.events import MessagePosted, encode_event, utcnow
 from libs.irc import fold
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.bench.checks import END, mark, verdict
+from services.bench.checks import END, Receiver, mark, verdict
 from services.bench.client import BenchError
 from services.bench.options import Sizes
-from services.bench.procs import Sampler
+from services.bench.procs import Sampler, Usage
 from services.bench.room import Listening, Room, RowCounter
 from services.bench.stats import percentiles, rate
 
@@ -47,26 +49,54 @@ class Load:
     run: str
 
 
-async def _parked(load: Load, base: int | None) -> None:
-    """Wait until every member's long-poll is parked."""
-    await load.room.api.settle(base, len(load.room.members), deadline=60.0)
+@dataclass
+class _Phase:
+    """One scenario's run of the room: its receivers, listening from parked long-polls."""
+
+    run: str
+    receivers: list[Receiver]
+    listening: Listening
+    usage: Usage
+
+    def checked(self, sent: set[str], errors: list[str]) -> dict[str, Any]:
+        """The verdict on what arrived, with the figures every scenario reports."""
+        check = verdict(self.receivers, sent, errors + self.listening.errors)
+        return {
+            "deliveries": check.delivered,
+            "checks": check.as_dict(),
+            "processes": self.usage.as_dict(),
+            "cpu_us_per_delivery": self.usage.cpu_per(check.delivered),
+        }
+
+    def last_arrival(self, default: float) -> float:
+        """When the last item of this phase arrived at any receiver."""
+        return max((r.last_at for r in self.receivers if r.last_at), default=default)
+
+
+@asynccontextmanager
+async def _listening(load: Load, suffix: str) -> AsyncIterator[_Phase]:
+    """Every member long-polling for run ``suffix``, parked before the body runs;
+    the processes sampled meanwhile."""
+    room = load.room
+    run = f"{load.run}{suffix}"
+    receivers = room.receivers(run)
+    listening = Listening(room, receivers, load.sizes.poll_timeout)
+    base = await room.api.waiting()
+    with load.sampler.measure() as usage:
+        listening.start()
+        await room.api.settle(base, len(room.members), deadline=60.0)
+        yield _Phase(run, receivers, listening, usage)
 
 
 async def latency(load: Load) -> dict[str, Any]:
     """N members long-polling, R sends/s for D seconds: send→deliver percentiles."""
     sizes, room = load.sizes, load.room
-    run = f"{load.run}L"
     rejected = room.rejected
-    receivers = room.receivers(run)
-    listening = Listening(room, receivers, sizes.poll_timeout)
     total = max(1, round(sizes.rate * sizes.duration))
     accepts: list[float] = []
     errors: list[str] = []
     sent: set[str] = set()
-    base = await room.api.waiting()
-    with load.sampler.measure() as usage:
-        listening.start()
-        await _parked(load, base)
+    async with _listening(load, "L") as phase:
         t0 = time.monotonic() + _START_DELAY
 
         async def sender(index: int) -> None:
@@ -76,7 +106,7 @@ async def latency(load: Load) -> dict[str, Any]:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 try:
-                    sent.add(await room.send(index, n, intended, run))
+                    sent.add(await room.send(index, n, intended, phase.run))
                 except BenchError as error:
                     errors.append(str(error))
                     return
@@ -84,10 +114,10 @@ async def latency(load: Load) -> dict[str, Any]:
 
         await asyncio.gather(*(sender(i) for i in range(len(room.members))))
         sending = time.monotonic() - t0
-        sent.add(await room.end(run))
-        drain = await listening.finish(sizes.drain_timeout)
-    check = verdict(receivers, sent, errors + listening.errors)
-    samples = [lat for r in receivers for lat in r.latencies]
+        sent.add(await room.end(phase.run))
+        drain = await phase.listening.finish(sizes.drain_timeout)
+    common = phase.checked(sent, errors)
+    samples = [lat for r in phase.receivers for lat in r.latencies]
     return {
         "members": len(room.members),
         "senders": min(total, len(room.members)),
@@ -95,32 +125,23 @@ async def latency(load: Load) -> dict[str, Any]:
         "sent": len(sent) - 1,
         "achieved_rate": rate(len(sent) - 1, sending),
         "rejected_429": room.rejected - rejected,
-        "deliveries": check.delivered,
         "send_to_deliver_ms": percentiles(samples),
         "send_to_accept_ms": percentiles(accepts),
-        "polls": listening.polls,
+        "polls": phase.listening.polls,
         "drain_s": round(drain, 3),
-        "checks": check.as_dict(),
-        "processes": usage.as_dict(),
-        "cpu_us_per_delivery": usage.cpu_per(check.delivered),
+        **common,
     }
 
 
 async def throughput(load: Load) -> dict[str, Any]:
     """The same room, every sender as fast as the gateway accepts for D seconds."""
     sizes, room = load.sizes, load.room
-    run = f"{load.run}T"
     rejected = room.rejected
-    receivers = room.receivers(run)
-    listening = Listening(room, receivers, sizes.poll_timeout)
     counter = RowCounter(room, load.pool)
     errors: list[str] = []
     sent: set[str] = set()
-    base = await room.api.waiting()
-    with load.sampler.measure() as usage:
-        listening.start()
-        await _parked(load, base)
-        rows_before = await counter.start()
+    async with _listening(load, "T") as phase:
+        await counter.start()
         t0 = time.monotonic()
         stop_at = t0 + sizes.duration
 
@@ -129,7 +150,7 @@ async def throughput(load: Load) -> dict[str, Any]:
             while time.monotonic() < stop_at:
                 n += 1
                 try:
-                    sent.add(await room.send(index, n, time.monotonic(), run))
+                    sent.add(await room.send(index, n, time.monotonic(), phase.run))
                 except BenchError as error:
                     errors.append(str(error))
                     return
@@ -137,33 +158,25 @@ async def throughput(load: Load) -> dict[str, Any]:
         await asyncio.gather(*(sender(i) for i in range(len(room.senders))))
         sending = time.monotonic() - t0
         accepted = len(sent)
-        sent.add(await room.end(run))
-        drain = await listening.finish(sizes.drain_timeout)
-        rows_expected = rows_before + len(sent) * len(room.members)
-        rows_done = await counter.wait_for(rows_expected, deadline=5.0)
-        await counter.stop()
-    rows = counter.samples[-1][1] - rows_before
-    if rows_done is None:
-        errors.append(f"queue rows: {rows} written, {rows_expected - rows_before} expected")
-    check = verdict(receivers, sent, errors + listening.errors)
-    last = max((r.last_at for r in receivers if r.last_at), default=t0)
+        sent.add(await room.end(phase.run))
+        drain = await phase.listening.finish(sizes.drain_timeout)
+        rows_done = await counter.finish(len(sent) * len(room.members), 5.0, errors)
+    common = phase.checked(sent, errors)
+    last = phase.last_arrival(t0)
     return {
         "members": len(room.members),
         "senders": len(room.senders),
         "accepted": accepted,
         "accepted_per_s": rate(accepted, sending),
         "rejected_429": room.rejected - rejected,
-        "deliveries": check.delivered,
-        "deliveries_per_s": rate(check.delivered, last - t0),
-        "queue_rows": rows,
-        "queue_rows_per_s": rate(rows, (rows_done or time.monotonic()) - t0),
-        "polls": listening.polls,
-        "polls_per_s": rate(listening.polls, last - t0),
-        "send_to_deliver_ms": percentiles([x for r in receivers for x in r.latencies]),
+        "deliveries_per_s": rate(common["deliveries"], last - t0),
+        "queue_rows": counter.written,
+        "queue_rows_per_s": rate(counter.written, (rows_done or time.monotonic()) - t0),
+        "polls": phase.listening.polls,
+        "polls_per_s": rate(phase.listening.polls, last - t0),
+        "send_to_deliver_ms": percentiles([x for r in phase.receivers for x in r.latencies]),
         "drain_s": round(drain, 3),
-        "checks": check.as_dict(),
-        "processes": usage.as_dict(),
-        "cpu_us_per_delivery": usage.cpu_per(check.delivered),
+        **common,
     }
 
 
@@ -180,8 +193,6 @@ async def fanout_only(load: Load, settings: Settings, nats_url: str) -> dict[str
     author = room.members[0]
     channel = fold(room.channel)
     subjects = Subjects(settings.subject_prefix, settings.partitions)
-    receivers = room.receivers(run)
-    listening = Listening(room, receivers, sizes.poll_timeout)
     counter = RowCounter(room, load.pool, every=0.02)
     events = [
         MessagePosted(
@@ -198,15 +209,12 @@ async def fanout_only(load: Load, settings: Settings, nats_url: str) -> dict[str
         for n in range(1, sizes.fanout_events + 2)  # the last one is the end marker
     ]
     sent = {str(e.event_id) for e in events}
-    base = await room.api.waiting()
     errors: list[str] = []
     nc = await nats.connect(nats_url, name="chinwag-bench")
     try:
         js = nc.jetstream(publish_async_max_pending=100)
-        with load.sampler.measure() as usage:
-            listening.start()
-            await _parked(load, base)
-            rows_before = await counter.start()
+        async with _listening(load, "F") as phase:
+            await counter.start()
             t0 = time.monotonic()
             acks = [
                 await js.publish_async(
@@ -217,25 +225,17 @@ async def fanout_only(load: Load, settings: Settings, nats_url: str) -> dict[str
             outcomes = await asyncio.gather(*acks, return_exceptions=True)
             published = time.monotonic() - t0
             errors += [repr(o) for o in outcomes if isinstance(o, BaseException)][:5]
-            rows_expected = rows_before + len(events) * len(room.members)
-            rows_done = await counter.wait_for(rows_expected, deadline=sizes.drain_timeout)
-            await counter.stop()
-            await listening.finish(sizes.drain_timeout)
+            rows = len(events) * len(room.members)
+            rows_done = await counter.finish(rows, sizes.drain_timeout, errors)
+            await phase.listening.finish(sizes.drain_timeout)
     finally:
         await nc.close()
-    rows = counter.samples[-1][1] - rows_before
-    if rows_done is None:
-        errors.append(f"queue rows: {rows} written, {rows_expected - rows_before} expected")
-    check = verdict(receivers, sent, errors + listening.errors)
-    last = max((r.last_at for r in receivers if r.last_at), default=t0)
+    common = phase.checked(sent, errors)
     return {
         "events": len(events),
         "published_per_s": rate(len(events), published),
-        "queue_rows": rows,
-        "queue_rows_per_s": rate(rows, (rows_done or time.monotonic()) - t0),
-        "deliveries": check.delivered,
-        "deliveries_per_s": rate(check.delivered, last - t0),
-        "checks": check.as_dict(),
-        "processes": usage.as_dict(),
-        "cpu_us_per_delivery": usage.cpu_per(check.delivered),
+        "queue_rows": counter.written,
+        "queue_rows_per_s": rate(counter.written, (rows_done or time.monotonic()) - t0),
+        "deliveries_per_s": rate(common["deliveries"], phase.last_arrival(t0) - t0),
+        **common,
     }

@@ -166,6 +166,23 @@ class RowCounter:
             await asyncio.sleep(self.every)
         return None
 
+    async def finish(self, rows: int, deadline: float, errors: list[str]) -> float | None:
+        """Wait until ``rows`` more than at the start are written, then stop sampling.
+
+        The time the count got there; None, with the shortfall added to
+        ``errors``, when it did not by the deadline.
+        """
+        done = await self.wait_for(self.samples[0][1] + rows, deadline)
+        await self.stop()
+        if done is None:
+            errors.append(f"queue rows: {self.written} written, {rows} expected")
+        return done
+
+    @property
+    def written(self) -> int:
+        """Rows written between the start and the last sample."""
+        return self.samples[-1][1] - self.samples[0][1]
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
