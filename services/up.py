@@ -51,10 +51,13 @@ class ServiceSpec:
     ops_port: int | None = None  # a worker's probes and metrics
 
 
-def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> list[ServiceSpec]:
+def plan(
+    settings: Settings, port: int | None, scale: dict[str, int] | None = None
+) -> list[ServiceSpec]:
     """The processes to start: ``scale`` gives instances per service (default 1, 0 skips it).
 
-    Several gateways listen on consecutive ports from ``port``; several fanout
+    Several gateways listen on consecutive ports from ``port`` (``None``: each on a
+    free port of its own); several fanout
     workers split the partitions between them by ordinal, as a StatefulSet's
     pods do, and take over those of a worker that dies. Each worker serves its probes
     and metrics on a port of its own: consecutive from ``ops_port`` when it is
@@ -80,7 +83,7 @@ def plan(settings: Settings, port: int, scale: dict[str, int] | None = None) -> 
             env: dict[str, str] = {}
             spec_port = None
             if name == "gateway":
-                spec_port = port + i
+                spec_port = free_port() if port is None else port + i
                 env["CHINWAG_HTTP_PORT"] = str(spec_port)
             if name == "fanout" and count > 1:
                 # Each prefers its ordinal's share and takes over a dead one's (leases).

@@ -24,7 +24,7 @@ import aiohttp
 import asyncpg
 
 from libs.db import migrate
-from libs.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from libs.embedded import EmbeddedNats, EmbeddedPostgres
 from libs.settings import Settings
 from services.bench.proxy import Proxy
 from services.up import plan, settings_env, sync_interval
@@ -212,7 +212,7 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
         }
         scale = {"gateway": self.gateways, "fanout": self.fanouts}
-        for spec in plan(self.settings, free_port(), scale):
+        for spec in plan(self.settings, None, scale):
             env = {**base, **spec.env}
             if spec.label in self.proxied:
                 proxy = Proxy("127.0.0.1", self.servers.nats.port)
