@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AsyncExitStack, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
+from prometheus_client import REGISTRY
 
 from libs.embedded import free_port
 from libs.settings import Settings
 from services.fanout import app as fanout
 from services.gateway import app as gateway
+from services.gateway.app import expire_once, open_gateway
 from services.history import app as history
 from services.presence import app as presence
 
@@ -87,6 +90,28 @@ class System:
         await self.wait_ready(base_url=url)
         return url
 
+    @asynccontextmanager
+    async def db(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection to this system's database, closed on leaving."""
+        conn = await asyncpg.connect(self.settings.dsn())
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def expire_idle(self, *idle: ApiClient, sweeps: int = 1) -> list[int]:
+        """Age the ``idle`` clients by two days, then run the expiry sweep ``sweeps`` times
+        in a gateway of its own; returns how many clients each sweep expired."""
+        async with self.db() as conn:
+            await conn.execute(
+                "UPDATE identity.clients SET last_seen = now() - interval '2 days'"
+                " WHERE id = ANY($1::uuid[])",
+                [client.client_id for client in idle],
+            )
+        async with AsyncExitStack() as stack:
+            sweeper = await stack.enter_async_context(open_gateway(self.settings))
+            return [await expire_once(sweeper) for _ in range(sweeps)]
+
 
 async def _ready(http: httpx.AsyncClient) -> bool:
     try:
@@ -104,6 +129,20 @@ async def until(
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(every)
+
+
+def polls_waiting() -> float:
+    """Long-polls parked now in this process's gateways (they share one registry)."""
+    return REGISTRY.get_sample_value("chinwag_gateway_longpolls_waiting") or 0.0
+
+
+async def until_parked(before: float, what: str, deadline: float = 10.0) -> None:
+    """Wait until more long-polls are parked than the ``before`` read from polls_waiting."""
+
+    async def more() -> bool:
+        return polls_waiting() > before
+
+    await until(more, deadline, what)
 
 
 class ApiClient:
@@ -206,6 +245,32 @@ class ApiClient:
     async def nothing_more(self) -> None:
         page = await self.poll(timeout=0)
         assert page["messages"] == [], page
+
+
+async def people(system: System, *nicks: str) -> list[ApiClient]:
+    """A new session for each nick, on the system's gateway."""
+    return [await ApiClient.create(system.base_url, nick) for nick in nicks]
+
+
+async def close(*clients: ApiClient) -> None:
+    for client in clients:
+        await client.close()
+
+
+async def refused(
+    client: ApiClient, status: int, code: str, command: str, **fields: Any
+) -> dict[str, Any]:
+    """Send a command that must fail with ``status`` and ``code``; returns the error."""
+    response = await client.command(command, **fields)
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    return error
+
+
+def numerics(answer: dict[str, Any]) -> list[tuple[str, list[str], list[str]]]:
+    """A command's replies as (command, params, body)."""
+    return [(r["command"], r["params"], r["body"]) for r in answer["replies"]]
 
 
 def texts(items: list[dict[str, Any]], command: str = "PRIVMSG") -> list[str]:

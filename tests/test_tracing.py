@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
 from opentelemetry.trace import SpanKind
-from prometheus_client import REGISTRY
 
 from libs import bus, telemetry
 from libs.subjects import Subjects
@@ -104,14 +103,9 @@ async def test_one_trace_covers_send_publish_fanout_wake_and_the_long_poll_it_an
         joined = await bob.join("#trace")
         await bob.receive(1)  # his own JOIN: fanout is idle again
 
-        waiting = REGISTRY.get_sample_value("chinwag_gateway_longpolls_waiting") or 0.0
+        waiting = harness.polls_waiting()
         poll = asyncio.create_task(bob.poll(timeout=20))
-
-        async def parked() -> bool:
-            now = REGISTRY.get_sample_value("chinwag_gateway_longpolls_waiting") or 0.0
-            return now > waiting
-
-        await until(parked, 10, "the long-poll to park")
+        await harness.until_parked(waiting, "the long-poll to park")
         sent = await alice.say("#trace", "traced line")
         page = await poll
         assert [i["id"] for i in page["messages"]] == [sent["id"]]

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from contextlib import AsyncExitStack
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from services.gateway.app import expire_once, open_gateway
-from tests.harness import ApiClient, System, texts
-
-
-async def people(url: str, *nicks: str) -> list[ApiClient]:
-    return [await ApiClient.create(url, nick) for nick in nicks]
-
-
-async def close(*clients: ApiClient) -> None:
-    for client in clients:
-        await client.close()
-
-
-def replies(answer: dict[str, Any]) -> list[tuple[str, list[str], list[str]]]:
-    return [(r["command"], r["params"], r["body"]) for r in answer["replies"]]
-
-
-async def refused(client: ApiClient, status: int, code: str, command: str, **fields: Any) -> None:
-    response = await client.command(command, **fields)
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code, response.text
-
+from tests.harness import ApiClient, System, close, numerics, people, refused, texts
 
 # --- queues ---------------------------------------------------------------------------
 
@@ -39,7 +15,7 @@ async def refused(client: ApiClient, status: int, code: str, command: str, **fie
 async def test_a_client_reads_only_its_own_queue(system: System) -> None:
     alice = await ApiClient.create(system.base_url, "alice", password="pw-alice")
     phone = await ApiClient.login(system.base_url, "alice", "pw-alice")
-    bob, eve = await people(system.base_url, "bob", "eve")
+    bob, eve = await people(system, "bob", "eve")
     await bob.say("alice", "for alice")
     await alice.receive(1)
     # Nothing in the request names a queue but the token: a client id, a session id or
@@ -61,7 +37,7 @@ async def test_a_client_reads_only_its_own_queue(system: System) -> None:
 
 
 async def test_channel_history_needs_membership(system: System) -> None:
-    alice, eve = await people(system.base_url, "alice", "eve")
+    alice, eve = await people(system, "alice", "eve")
     await alice.join("#club")
     await alice.say("#club", "members only")
     await eve.join("#club")
@@ -76,7 +52,7 @@ async def test_channel_history_needs_membership(system: System) -> None:
 
 
 async def test_a_dm_is_read_only_by_its_two_participants(system: System) -> None:
-    alice, bob, eve = await people(system.base_url, "alice", "bob", "eve")
+    alice, bob, eve = await people(system, "alice", "bob", "eve")
     await alice.say("bob", "between us")
     await bob.receive(1)
     for peer in ("alice", "bob", "ALICE"):
@@ -93,7 +69,7 @@ async def test_a_dm_is_read_only_by_its_two_participants(system: System) -> None
 
 
 async def test_a_secret_channel_is_invisible_to_outsiders(system: System) -> None:
-    alice, bob, eve = await people(system.base_url, "alice", "bob", "eve")
+    alice, bob, eve = await people(system, "alice", "bob", "eve")
     await alice.join("#hidden")
     await alice.ok("MODE", to="#hidden", params=["+s"])
     await alice.ok("TOPIC", to="#hidden", body=["plans"])
@@ -112,10 +88,10 @@ async def test_a_secret_channel_is_invisible_to_outsiders(system: System) -> Non
                 await http.get("/api/v1/search", params={"q": "psst", "target": "#hidden"})
             ).status_code,
             "history": (await http.get("/api/v1/history", params={"target": "#hidden"})).json(),
-            "list": [r[1][0] for r in replies(await client.ok("LIST")) if r[0] == "322"],
-            "names": replies(await client.ok("NAMES", to="#hidden")),
-            "who": [r for r in replies(who) if r[0] == "352"],
-            "whois": [r for r in replies(await client.ok("WHOIS", params=["alice"]))],
+            "list": [r[1][0] for r in numerics(await client.ok("LIST")) if r[0] == "322"],
+            "names": numerics(await client.ok("NAMES", to="#hidden")),
+            "who": [r for r in numerics(who) if r[0] == "352"],
+            "whois": [r for r in numerics(await client.ok("WHOIS", params=["alice"]))],
             "user": (await http.get("/api/v1/users/alice")).json()["channels"],
             "topic": (await client.command("TOPIC", to="#hidden")).json(),
             "mode": (await client.command("MODE", to="#hidden")).json(),
@@ -146,7 +122,7 @@ async def test_a_secret_channel_is_invisible_to_outsiders(system: System) -> Non
 
 
 async def test_operator_actions_are_refused_to_others(system: System) -> None:
-    op, bob, carol = await people(system.base_url, "op", "bob", "carol")
+    op, bob, carol = await people(system, "op", "bob", "carol")
     for client in (op, bob, carol):
         await client.join("#ops")
     before = (await op.http.get("/api/v1/channels/ops")).json()
@@ -157,14 +133,14 @@ async def test_operator_actions_are_refused_to_others(system: System) -> None:
     await refused(bob, 403, "ERR_CHANOPRIVSNEEDED", "TOPIC", to="#ops", body=["mine"])  # +t
     await op.ok("MODE", to="#ops", params=["+i"])
     await refused(bob, 403, "ERR_CHANOPRIVSNEEDED", "INVITE", params=["eve", "#ops"])
-    (eve,) = await people(system.base_url, "eve")
+    (eve,) = await people(system, "eve")
     await refused(eve, 403, "ERR_NOTONCHANNEL", "KICK", to="#ops", params=["bob"])
     await refused(eve, 403, "ERR_NOTONCHANNEL", "INVITE", params=["eve", "#ops"])
     await refused(eve, 403, "ERR_INVITEONLYCHAN", "JOIN", to="#ops")
     after = (await op.http.get("/api/v1/channels/ops")).json()
     assert (after["members"], after["topic"]) == (before["members"], before["topic"])
     assert after["modes"] == "+int"
-    names = replies(await op.ok("NAMES", to="#ops"))
+    names = numerics(await op.ok("NAMES", to="#ops"))
     assert names[0][2] == ["@op bob carol"]
     # The same commands from the operator, and TOPIC once +t is off, are accepted.
     await op.ok("MODE", to="#ops", params=["-t"])
@@ -209,18 +185,8 @@ async def test_quit_is_refused_at_once_on_every_replica(system: System, replica:
 
 
 async def test_expiry_is_refused_at_once_on_every_replica(system: System, replica: str) -> None:
-    idle, active = await people(system.base_url, "idle", "active")
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
-        await conn.execute(
-            "UPDATE identity.clients SET last_seen = now() - interval '2 days' WHERE id = $1",
-            uuid.UUID(idle.client_id),
-        )
-    finally:
-        await conn.close()
-    async with AsyncExitStack() as stack:
-        gateway = await stack.enter_async_context(open_gateway(system.settings))
-        assert await expire_once(gateway) == 1
+    idle, active = await people(system, "idle", "active")
+    assert await system.expire_idle(idle) == [1]
     assert [await _answers(u, idle.token) for u in (system.base_url, replica)] == [401, 401]
     assert [await _answers(u, active.token) for u in (system.base_url, replica)] == [200, 200]
     await close(idle, active)

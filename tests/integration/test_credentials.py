@@ -21,11 +21,8 @@ POW_BITS = 12
 
 
 async def _fetch(system: System, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def _stored_anywhere(system: System, secret: str) -> list[str]:

@@ -10,37 +10,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from contextlib import AsyncExitStack
-from functools import partial
 from typing import Any
 
-import asyncpg
 import httpx
-from prometheus_client import REGISTRY
 
-from libs.embedded import free_port
 from libs.items import WAKE_ITEMS
-from services.gateway.app import expire_once, open_gateway
-from tests.harness import ApiClient, System, until
+from tests.harness import ApiClient, System, polls_waiting, until_parked
 
 META: dict[str, Any] = {"nested": {"z": [1, 2.5, None, True], "a": "ünï"}, "n": -7}
-
-
-async def _second_gateway(system: System) -> str:
-    port = free_port()
-    system.start("gateway-2", system.settings.model_copy(update={"http_port": port}))
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url) as http:
-
-        async def ready() -> bool:
-            try:
-                return (await http.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await until(ready, 20, "the second gateway")
-    return url
 
 
 def _on(url: str, client: ApiClient) -> httpx.AsyncClient:
@@ -49,7 +26,7 @@ def _on(url: str, client: ApiClient) -> httpx.AsyncClient:
 
 
 async def test_a_revoked_token_is_refused_at_once_by_every_gateway(system: System) -> None:
-    other = await _second_gateway(system)
+    other = await system.start_gateway("gateway-2")
     alice = await ApiClient.create(system.base_url, "alice", password="pw-alice")
     await alice.join("#r")
     for n in range(5):  # each time cached over there, revoked here, refused there
@@ -71,7 +48,7 @@ async def test_a_revoked_token_is_refused_at_once_by_every_gateway(system: Syste
 
 
 async def test_a_nick_change_and_an_expiry_reach_every_gateway_at_once(system: System) -> None:
-    other = await _second_gateway(system)
+    other = await system.start_gateway("gateway-2")
     alice = await ApiClient.create(system.base_url, "alice")
     bob = await ApiClient.create(system.base_url, "bob")
     idle = await ApiClient.create(system.base_url, "idle")
@@ -89,17 +66,7 @@ async def test_a_nick_change_and_an_expiry_reach_every_gateway_at_once(system: S
         got = await bob.receive_until(lambda i: i["command"] == "PRIVMSG")
         assert got[-1]["from"] == "alicia"
 
-        conn = await asyncpg.connect(system.settings.dsn())
-        try:
-            await conn.execute(
-                "UPDATE identity.clients SET last_seen = now() - interval '2 days' WHERE id = $1",
-                uuid.UUID(idle.client_id),
-            )
-        finally:
-            await conn.close()
-        async with AsyncExitStack() as stack:  # a third gateway process runs the sweep
-            sweeper = await stack.enter_async_context(open_gateway(system.settings))
-            assert await expire_once(sweeper) == 1
+        assert await system.expire_idle(idle) == [1]  # a third gateway runs the sweep
         assert (await idle_there.get("/api/v1/state")).status_code == 401
     for client in (alice, bob, idle):
         await client.close()
@@ -113,9 +80,9 @@ async def test_an_answer_carried_by_a_wake_is_the_answer_the_queue_gives(system:
     await bob.receive(1)
     for round_ in range(3):
         before = bob.seen
-        waiting = _waiting()
+        waiting = polls_waiting()
         parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(before, 10)))
-        await until(partial(_parked, waiting), 10, "bob's poll to park")
+        await until_parked(waiting, "bob's poll to park")
         await alice.ok("PRIVMSG", to="#w", body=[f"line {round_}"], meta=META)
         carried = await parked
         again = await bob.http.get("/api/v1/messages", params=_after(before, 0))
@@ -140,9 +107,9 @@ async def test_a_batch_too_big_to_carry_is_read_from_the_queue(system: System) -
     for n in range(count):
         await alice.ok("PRIVMSG", to="#big", body=[f"b{n}"])
     before = bob.seen
-    waiting = _waiting()
+    waiting = polls_waiting()
     parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(before, 20)))
-    await until(partial(_parked, waiting), 10, "bob's poll to park")
+    await until_parked(waiting, "bob's poll to park")
     system.start("fanout")  # … and are projected in one batch
     page = (await parked).json()
     assert [i["seq"] for i in page["messages"]] == list(range(before + 1, before + 1 + count))
@@ -161,11 +128,8 @@ async def test_cursors_of_many_concurrent_polls_are_all_recorded(system: System)
         *(c.receive_until(lambda i: i["command"] == "PRIVMSG") for c in clients)
     )
     await asyncio.gather(*(c.poll() for c in clients))  # each acknowledges all it has
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         rows = await conn.fetch("SELECT id::text, acked_seq FROM identity.clients")
-    finally:
-        await conn.close()
     acked = {r["id"]: r["acked_seq"] for r in rows}
     assert {c.client_id: acked[c.client_id] for c in clients} == {
         c.client_id: got[-1]["seq"] for c, got in zip(clients, lasts, strict=True)
@@ -176,11 +140,3 @@ async def test_cursors_of_many_concurrent_polls_are_all_recorded(system: System)
 
 def _after(seq: int, timeout: float) -> dict[str, Any]:
     return {"after": seq, "timeout": timeout}
-
-
-def _waiting() -> float:
-    return REGISTRY.get_sample_value("chinwag_gateway_longpolls_waiting") or 0.0
-
-
-async def _parked(before: float) -> bool:
-    return _waiting() > before

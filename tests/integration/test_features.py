@@ -4,24 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from tests.harness import ApiClient, System
-
-
-async def people(system: System, *nicks: str) -> list[ApiClient]:
-    return [await ApiClient.create(system.base_url, nick) for nick in nicks]
-
-
-async def close(*clients: ApiClient) -> None:
-    for client in clients:
-        await client.close()
-
-
-async def refused(client: ApiClient, status: int, code: str, command: str, **fields: Any) -> None:
-    response = await client.command(command, **fields)
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code, response.text
+from tests.harness import ApiClient, System, close, people, refused
 
 
 async def said(sender: ApiClient, to: str, text: str, *readers: ApiClient, **meta: Any) -> str:
@@ -193,13 +176,10 @@ async def test_edits_and_deletes_reach_every_client_and_only_whom_they_may(
     # The text is gone everywhere: the message, its edits, its edit history.
     versions = (await eve.http.get("/api/v1/edits", params={"target": "#e", "id": line})).json()
     assert versions["versions"] == []
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         stored = await conn.fetch(
             "SELECT body::text AS body FROM delivery.messages WHERE command IN ('PRIVMSG', 'EDIT')"
         )
-    finally:
-        await conn.close()
     assert {r["body"] for r in stored} == {"[]"}  # no copy of the text is left anywhere
     late = await ApiClient.create(system.base_url, "late")
     await late.join("#e")

@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
 import httpx
 
-from libs.embedded import free_port
 from services.fanout import store as fanout_store
-from services.gateway.app import expire_once, open_gateway
-from tests.harness import ApiClient, System, texts
-
-
-def numerics(answer: dict[str, Any]) -> list[tuple[str, list[str], list[str]]]:
-    return [(r["command"], r["params"], r["body"]) for r in answer["replies"]]
+from tests.harness import ApiClient, System, close, numerics, people, refused, texts
 
 
 def codes(answer: dict[str, Any]) -> list[str]:
     return [r["command"] for r in answer["replies"]]
-
-
-async def refused(
-    client: ApiClient, status: int, code: str, command: str, **fields: Any
-) -> dict[str, Any]:
-    response = await client.command(command, **fields)
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    return error
-
-
-async def people(system: System, *nicks: str) -> list[ApiClient]:
-    return [await ApiClient.create(system.base_url, nick) for nick in nicks]
-
-
-async def close(*clients: ApiClient) -> None:
-    for client in clients:
-        await client.close()
 
 
 async def test_a_channel_is_born_nt_with_its_creator_as_operator_and_dies_empty(
@@ -304,13 +277,10 @@ async def test_pass_registers_an_anonymous_session_once(system: System) -> None:
         await refused(anon, 400, "ERR_NEEDMOREPARAMS", "PASS")
     second = await ApiClient.login(system.base_url, "anon", "s3cret!")
     assert second.session_id == anon.session_id
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         stored = await conn.fetchval(
             "SELECT password_hash FROM identity.sessions WHERE nick = 'anon'"
         )
-    finally:
-        await conn.close()
     assert stored.startswith("$argon2id$")
     await close(anon, second)
 
@@ -390,11 +360,8 @@ async def test_informational_commands(system: System) -> None:
     assert lusers[0][2] == ["There are 2 users and 0 services on 1 servers"]
     assert ("254", ["3"], ["channels formed"]) in lusers
 
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         await conn.execute("UPDATE identity.clients SET last_seen = now() - interval '1 hour'")
-    finally:
-        await conn.close()
     user = (await alice.http.get("/api/v1/users/bob")).json()
     assert user["channels"] == [] and user["online"] is False and user["away"] is None
     offline = numerics(await alice.ok("WHOIS", params=["bob"]))
@@ -419,18 +386,7 @@ async def test_idle_and_clientless_sessions_expire(system: System) -> None:
     await idle.join("#x")
     await alice.http.post("/api/v1/logout")  # one of two clients: the session lives on
     await phone.say("#x", "still me")
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
-        await conn.execute(
-            "UPDATE identity.clients SET last_seen = now() - interval '2 days' WHERE id = $1",
-            uuid.UUID(idle.client_id),
-        )
-    finally:
-        await conn.close()
-    async with AsyncExitStack() as stack:
-        gateway = await stack.enter_async_context(open_gateway(system.settings))
-        assert await expire_once(gateway) == 1
-        assert await expire_once(gateway) == 0
+    assert await system.expire_idle(idle, sweeps=2) == [1, 0]
     await phone.http.post("/api/v1/logout")  # the last client: the session ends at once
     # Two sessions' QUITs are two targets: no order between them is promised.
     items = await bob.receive_until(lambda i: i["command"] == "QUIT", deadline=20)
@@ -445,19 +401,7 @@ async def test_idle_and_clientless_sessions_expire(system: System) -> None:
 
 
 async def test_commands_are_rate_limited_per_client(system: System) -> None:
-    port = free_port()
-    strict = system.settings.model_copy(
-        update={"http_port": port, "command_rate": 0.5, "command_burst": 3}
-    )
-    system.start("gateway-strict", strict)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(500):
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+    url = await system.start_gateway("gateway-strict", command_rate=0.5, command_burst=3)
     alice = await ApiClient.create(url, "alice")
     statuses = [(await alice.command("PING", params=["x"])).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]

@@ -126,14 +126,7 @@ async def test_sigterm_to_fanout_and_a_gateway_mid_storm_loses_and_repeats_nothi
         service_process("gateway", {**env, "CHINWAG_HTTP_PORT": str(port)}, tmp_path) as gateway,
         httpx.AsyncClient(base_url=doomed, timeout=40) as http,
     ):
-
-        async def gateway_ready() -> bool:
-            try:
-                return (await http.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await until(gateway_ready, 60, "the gateway process")
+        await system.wait_ready(60, base_url=doomed)
 
         clients = [await ApiClient.create(system.base_url, f"s{i}", "pw-storm") for i in range(3)]
         clients.append(await ApiClient.login(system.base_url, "s0", "pw-storm"))  # a 2nd device

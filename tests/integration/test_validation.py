@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -95,8 +94,7 @@ BAD_COMMANDS: list[tuple[dict[str, Any], int, str]] = [
 
 
 async def _snapshot(system: System) -> tuple[int, ...]:
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         counts = []
         for table in (
             "identity.sessions",
@@ -109,8 +107,6 @@ async def _snapshot(system: System) -> tuple[int, ...]:
         ):
             counts.append(await conn.fetchval(f"SELECT count(*) FROM {table}"))
         return tuple(counts)
-    finally:
-        await conn.close()
 
 
 async def test_bad_commands_are_refused_and_change_nothing(system: System) -> None:
