@@ -32,8 +32,11 @@ async def test_closing_answers_parked_and_later_polls() -> None:
     assert await hub.register("c2", after=0).wait(0.0)
 
 
-def test_an_undecodable_wake_is_ignored() -> None:
-    WaiterHub().on_wake_message(b"garbage")
+async def test_an_undecodable_wake_is_ignored() -> None:
+    hub = WaiterHub()
+    waiter = hub.register("c1", after=0)
+    hub.on_wake_message(b"garbage")  # no error ...
+    assert not await waiter.wait(0.01)  # ... and no poll woken
 
 
 async def test_a_recheck_answers_every_parked_poll_but_not_later_ones() -> None:

@@ -153,7 +153,6 @@ async def test_two_of_everything_keeps_every_invariant_and_survives_a_fanout_kil
         await readers[1].nothing_more()
         for client in (*clients, *senders, late):
             await client.close()
-        print("DEBUG", "".join(lines))
 
 
 def _chat(client: ApiClient) -> list[str]:
