@@ -237,11 +237,14 @@ async def test_queues_are_gap_free_and_ordered_under_concurrent_senders(system: 
     conn = await _db(system)
     try:
         rows = await conn.fetch(
-            """SELECT client_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi
-               FROM delivery.client_queues GROUP BY client_id"""
+            """SELECT q.client_id, count(*) AS n, min(q.seq) AS lo, max(q.seq) AS hi,
+                      c.acked_seq
+               FROM delivery.client_queues q JOIN identity.clients c ON c.id = q.client_id
+               GROUP BY q.client_id, c.acked_seq"""
         )
-        for row in rows:  # contiguous; the trimmer may have taken a prefix at the cursor
+        for row in rows:  # contiguous; the trimmer may have taken a prefix at the cursor …
             assert row["hi"] - row["lo"] + 1 == row["n"], dict(row)
+            assert row["lo"] <= row["acked_seq"] + 1, dict(row)  # … and nothing above it
     finally:
         await conn.close()
     for client in senders + readers:
