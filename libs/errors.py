@@ -6,6 +6,8 @@ once, at the HTTP edge, to ``{"error": {"code", "numeric", "message"}}``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
@@ -37,6 +39,11 @@ class ChatError(Exception):
     @property
     def code(self) -> str:
         return self.body.code
+
+    def wire(self) -> dict[str, Any]:
+        """The API's error body: ``{"error": {"code", "numeric", "message"}}``."""
+        body = self.body
+        return {"error": {"code": body.code, "numeric": body.numeric, "message": body.message}}
 
 
 def validation(message: str) -> ChatError:

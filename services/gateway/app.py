@@ -327,12 +327,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def error_response(error: ChatError, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = error.body
-    return JSONResponse(
-        {"error": {"code": body.code, "numeric": body.numeric, "message": body.message}},
-        status_code=body.status,
-        headers=headers,
-    )
+    return JSONResponse(error.wire(), status_code=error.status, headers=headers)
 
 
 def _install_routes(app: FastAPI) -> None:
@@ -652,10 +647,7 @@ async def _run(
     try:
         return 200, await gw.commands.execute(caller, command, event_id)
     except ChatError as error:
-        body = error.body
-        return body.status, {
-            "error": {"code": body.code, "numeric": body.numeric, "message": body.message}
-        }
+        return error.status, error.wire()
 
 
 def _fingerprint(command: Command) -> bytes:

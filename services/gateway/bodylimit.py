@@ -50,9 +50,6 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = errors.too_large(self.limit).body
-        response = JSONResponse(
-            {"error": {"code": body.code, "numeric": body.numeric, "message": body.message}},
-            status_code=body.status,
-        )
+        error = errors.too_large(self.limit)
+        response = JSONResponse(error.wire(), status_code=error.status)
         await response(scope, receive, send)

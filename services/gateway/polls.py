@@ -230,7 +230,4 @@ def _integer(values: dict[str, str], name: str, default: int, least: int, most: 
 
 
 def _error_json(error: ChatError) -> bytes:
-    body = error.body
-    return _encoder.encode(
-        {"error": {"code": body.code, "numeric": body.numeric, "message": body.message}}
-    )
+    return _encoder.encode(error.wire())
