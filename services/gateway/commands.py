@@ -11,7 +11,6 @@ only read, and answer with numerics in ``replies``.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,7 +41,7 @@ from libs.contracts import (
     TopicResult,
 )
 from libs.events import AwayChanged, Body, MessagePosted, NickChanged, user_target, utcnow
-from libs.irc import TEXT_CONTROLS, fold, is_channel, mask_matches, valid_channel, valid_nick
+from libs.irc import fold, is_channel, mask_matches, valid_channel, valid_nick, valid_text
 from libs.items import rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
@@ -51,9 +50,6 @@ from services.gateway import auth, store
 from services.gateway.store import Caller
 
 log = structlog.get_logger(__name__)
-
-# Control characters other than IRC's formatting codes (bold, colour, CTCP …).
-_FORBIDDEN = re.compile(f"[{TEXT_CONTROLS}]")
 
 MAX_LINES = 100
 MAX_META_DEPTH = 16
@@ -78,36 +74,33 @@ def check_lines(body: Body | None, command: str) -> list[str]:
     """The text lines of a chat command; 412 when there is no text."""
     if body is None or body == [] or body == {}:
         raise errors.no_text()
-    if not isinstance(body, list):
-        raise errors.validation(f"{command}: body must be an array of lines")
-    if len(body) > MAX_LINES:
-        raise errors.validation(f"{command}: at most {MAX_LINES} lines")
-    for line in body:
-        if _FORBIDDEN.search(line):
-            raise errors.validation(f"{command}: control characters are not allowed in text")
-    if not any(line.strip() for line in body):
+    lines = _text_lines(body, command)
+    if not any(line.strip() for line in lines):
         raise errors.no_text()
-    return body
+    return lines
 
 
 def optional_text(body: Body | None, command: str) -> str | None:
     """The single line of TOPIC, AWAY, a reason …; None when there is no body."""
     if body is None or body == []:
         return None
+    return " ".join(_text_lines(body, command))
+
+
+def _text_lines(body: Body, command: str) -> list[str]:
+    """Lines of text, at most ``MAX_LINES``, none with a forbidden control character."""
     if not isinstance(body, list):
         raise errors.validation(f"{command}: body must be an array of lines")
     if len(body) > MAX_LINES:
         raise errors.validation(f"{command}: at most {MAX_LINES} lines")
-    for line in body:
-        if _FORBIDDEN.search(line):
-            raise errors.validation(f"{command}: control characters are not allowed in text")
-    return " ".join(body)
+    if not all(valid_text(line) for line in body):
+        raise errors.validation(f"{command}: control characters are not allowed in text")
+    return body
 
 
 def check_params(params: list[str]) -> None:
-    for param in params:
-        if _FORBIDDEN.search(param):
-            raise errors.validation("control characters are not allowed in params")
+    if not all(valid_text(param) for param in params):
+        raise errors.validation("control characters are not allowed in params")
 
 
 def check_meta(meta: dict[str, Any]) -> None:
