@@ -40,7 +40,15 @@ from libs.contracts import (
     TopicRequest,
     TopicResult,
 )
-from libs.events import AwayChanged, Body, MessagePosted, NickChanged, user_target, utcnow
+from libs.events import (
+    AnyEvent,
+    AwayChanged,
+    Body,
+    MessagePosted,
+    NickChanged,
+    user_target,
+    utcnow,
+)
 from libs.irc import fold, is_channel, mask_matches, valid_channel, valid_nick, valid_text
 from libs.items import rfc3339
 from libs.outbox import Outbox
@@ -217,11 +225,7 @@ class Commands:
                 meta=cmd.meta,
             )
         else:
-            if not valid_nick(cmd.to):
-                raise errors.no_such_nick(cmd.to)
-            peer = await store.session_by_nick(self.pool, fold(cmd.to))
-            if peer is None:
-                raise errors.no_such_nick(cmd.to)
+            peer = await self.peer(cmd.to)
             event = MessagePosted(
                 event_id=event_id,
                 ts=utcnow(),
@@ -240,6 +244,15 @@ class Commands:
         await self._publish(event)
         self._spoke(caller.session_id)
         return answer(event_id, rfc3339(event.ts), replies)
+
+    async def peer(self, nick: str) -> asyncpg.Record:
+        """The session a DM to ``nick`` goes to (id, nick, away_message); ERR_NOSUCHNICK if none."""
+        if not valid_nick(nick):
+            raise errors.no_such_nick(nick)
+        peer = await store.session_by_nick(self.pool, fold(nick))
+        if peer is None:
+            raise errors.no_such_nick(nick)
+        return peer
 
     def _spoke(self, session_id: uuid.UUID) -> None:
         """Record a chat line for WHOIS idle time, in the background: the column keeps
@@ -698,7 +711,7 @@ class Commands:
             self.settings.request_timeout,
         )
 
-    async def _publish(self, event: MessagePosted) -> None:
+    async def _publish(self, event: AnyEvent) -> None:
         try:
             await publish_event(self.js, self.subjects, event, self.settings.request_timeout)
         except Exception as error:  # outcome unknown: the caller retries with its key

@@ -16,13 +16,13 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from libs import errors
-from libs.bus import publish_event
 from libs.events import (
     AnyEvent,
     KeyAnnounced,
+    MessageChange,
     MessageDeleted,
     MessageEdited,
     MessagePosted,
@@ -33,12 +33,12 @@ from libs.events import (
     user_target,
     utcnow,
 )
-from libs.irc import fold, is_channel, valid_channel, valid_nick
+from libs.irc import fold, is_channel, valid_channel
 from libs.items import rfc3339
 from libs.signatures import ALG, check_meta_signature, public_key
 from services.gateway import ephemeral, feature_store, store
 from services.gateway.auth import RateLimiter
-from services.gateway.commands import Command, Commands, check_lines
+from services.gateway.commands import Command, Commands, answer, check_lines
 from services.gateway.store import Caller
 
 Handler = Callable[[Caller, Command, uuid.UUID], Awaitable[dict[str, Any]]]
@@ -141,11 +141,7 @@ class Features:
             if member is None:
                 raise errors.not_on_channel(channel["name"])
             return Where(folded, channel["name"], channel=folded, is_op=member["is_op"])
-        if not valid_nick(to):
-            raise errors.no_such_nick(to)
-        peer = await store.session_by_nick(self.pool, fold(to))
-        if peer is None:
-            raise errors.no_such_nick(to)
+        peer = await self.commands.peer(to)
         return Where(dm_target(caller.session_id, peer["id"]), peer["nick"], peer_id=peer["id"])
 
     async def _target_message(
@@ -175,18 +171,9 @@ class Features:
             raise errors.no_such_message(str(target_id), "deleted")
         present = await feature_store.has_reaction(self.pool, row["id"], caller.session_id, emoji)
         if present == added:
-            return _answer(event_id)
-        event = ReactionChanged(
-            event_id=event_id,
-            ts=utcnow(),
-            message_id=target_id,
-            actor_id=caller.session_id,
-            actor=caller.nick,
-            to=where.name,
-            channel=where.channel,
-            peer_id=where.peer_id,
-            emoji=emoji,
-            added=added,
+            return answer(event_id)
+        event = _change(
+            ReactionChanged, event_id, caller, where, target_id, emoji=emoji, added=added
         )
         return await self._publish(event)
 
@@ -200,17 +187,8 @@ class Features:
             raise errors.not_author()
         if row["deleted"]:
             raise errors.no_such_message(str(target_id), "deleted")
-        event = MessageEdited(
-            event_id=event_id,
-            ts=utcnow(),
-            message_id=target_id,
-            actor_id=caller.session_id,
-            actor=caller.nick,
-            to=where.name,
-            channel=where.channel,
-            peer_id=where.peer_id,
-            body=lines,
-            meta=cmd.meta,
+        event = _change(
+            MessageEdited, event_id, caller, where, target_id, body=lines, meta=cmd.meta
         )
         return await self._publish(event)
 
@@ -221,18 +199,8 @@ class Features:
                 raise errors.chanop_needed(where.name)
             raise errors.not_author()
         if row["deleted"]:
-            return _answer(event_id)
-        event = MessageDeleted(
-            event_id=event_id,
-            ts=utcnow(),
-            message_id=target_id,
-            actor_id=caller.session_id,
-            actor=caller.nick,
-            to=where.name,
-            channel=where.channel,
-            peer_id=where.peer_id,
-        )
-        return await self._publish(event)
+            return answer(event_id)
+        return await self._publish(_change(MessageDeleted, event_id, caller, where, target_id))
 
     async def _pin(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
         if cmd.to and not is_channel(cmd.to):
@@ -244,17 +212,8 @@ class Features:
         if pinned and row["deleted"]:
             raise errors.no_such_message(str(target_id), "deleted")
         if row["pinned"] == pinned:
-            return _answer(event_id)
-        event = PinChanged(
-            event_id=event_id,
-            ts=utcnow(),
-            message_id=target_id,
-            actor_id=caller.session_id,
-            actor=caller.nick,
-            to=where.name,
-            channel=where.channel,
-            pinned=pinned,
-        )
+            return answer(event_id)
+        event = _change(PinChanged, event_id, caller, where, target_id, pinned=pinned)
         return await self._publish(event)
 
     async def _markread(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
@@ -268,7 +227,7 @@ class Features:
             raise errors.validation(f"MARKREAD: {where.name} has no position {pos} yet")
         marker = await feature_store.read_marker(self.pool, caller.session_id, where.key)
         if marker is not None and marker >= pos:
-            return _answer(event_id)
+            return answer(event_id)
         event = ReadMarked(
             event_id=event_id,
             ts=utcnow(),
@@ -309,7 +268,7 @@ class Features:
                 await self.commands.nc.publish(ephemeral.subject(self.commands.subjects), payload)
             except Exception as error:  # nothing stored, nothing to retry: say so
                 raise errors.unavailable("notices cannot be relayed now") from error
-        return _answer(event_id, rfc3339(now))
+        return answer(event_id, rfc3339(now))
 
     async def _pubkey(self, caller: Caller, cmd: Command, event_id: uuid.UUID) -> dict[str, Any]:
         body = cmd.body
@@ -334,18 +293,33 @@ class Features:
             )
             await self.commands.outbox.add(conn, [event])
         await self.commands._flush(user_target(caller.session_id))
-        return _answer(event_id, rfc3339(event.ts))
+        return answer(event_id, rfc3339(event.ts))
 
     async def _publish(self, event: AnyEvent) -> dict[str, Any]:
-        commands = self.commands
-        try:
-            await publish_event(
-                commands.js, commands.subjects, event, self.settings.request_timeout
-            )
-        except Exception as error:  # outcome unknown: the caller retries with its key
-            raise errors.unavailable("event stream unavailable; retry with the same key") from error
-        return _answer(event.event_id, rfc3339(event.ts))
+        await self.commands._publish(event)
+        return answer(event.event_id, rfc3339(event.ts))
 
 
-def _answer(event_id: uuid.UUID, ts: str | None = None) -> dict[str, Any]:
-    return {"id": str(event_id), "ts": ts or rfc3339(utcnow()), "replies": []}
+Change = TypeVar("Change", bound=MessageChange)
+
+
+def _change(
+    kind: type[Change],
+    event_id: uuid.UUID,
+    caller: Caller,
+    where: Where,
+    message: uuid.UUID,
+    **fields: Any,
+) -> Change:
+    """A change to ``message`` in conversation ``where``, made by ``caller`` now."""
+    return kind(
+        event_id=event_id,
+        ts=utcnow(),
+        message_id=message,
+        actor_id=caller.session_id,
+        actor=caller.nick,
+        to=where.name,
+        channel=where.channel,
+        peer_id=where.peer_id,
+        **fields,
+    )
