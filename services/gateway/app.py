@@ -500,15 +500,8 @@ def _install_routes(app: FastAPI) -> None:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Response:
         """A page of a channel's or DM's history, oldest first."""
-        subjects = gw.commands.subjects
-        result = await rpc.call(
-            gw.nc,
-            subjects.service(HISTORY, "fetch"),
-            HistoryRequest(caller.session_id, target, before, after, limit),
-            HistoryResult,
-            gw.settings.request_timeout,
-        )
-        return Response(_encoder.encode(result), media_type="application/json")
+        request = HistoryRequest(caller.session_id, target, before, after, limit)
+        return await ask_history(gw, "fetch", request, HistoryResult)
 
     @app.get("/api/v1/channels", response_model=ChannelsOut, tags=["state"])
     async def channels(caller: CallerDep, gw: GatewayDep) -> ChannelsOut:
@@ -595,6 +588,18 @@ def _install_routes(app: FastAPI) -> None:
             {"status": "ok" if ready else "unavailable", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+
+async def ask_history(gw: Gateway, endpoint: str, request: Any, result: type[Any]) -> Response:
+    """The history service's answer to ``request``, passed on as the response's JSON."""
+    answer = await rpc.call(
+        gw.nc,
+        gw.commands.subjects.service(HISTORY, endpoint),
+        request,
+        result,
+        gw.settings.request_timeout,
+    )
+    return Response(_encoder.encode(answer), media_type="application/json")
 
 
 async def _visible_channel(gw: Gateway, caller: Caller, name: str) -> Any:

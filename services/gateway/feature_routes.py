@@ -5,12 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-import msgspec
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from libs import errors, rpc
-from libs.contracts import HISTORY
+from libs import errors
 from libs.feature_contracts import (
     EditsRequest,
     EditsResult,
@@ -24,13 +22,10 @@ from libs.feature_contracts import (
 from libs.irc import PLAIN_PATTERN, fold
 from libs.signatures import ALG
 from services.gateway import feature_store
-from services.gateway.app import CallerDep, Gateway, GatewayDep
+from services.gateway.app import CallerDep, GatewayDep, ask_history
 from services.gateway.models import ItemOut, PathName, Position, QueryTarget
 
 router = APIRouter(tags=["messages"])
-_encoder = msgspec.json.Encoder()
-
-TargetQuery = QueryTarget
 
 
 class SearchOut(BaseModel):
@@ -63,17 +58,6 @@ class KeyOut(BaseModel):
     key: str
 
 
-async def _history(gw: Gateway, endpoint: str, request: Any, result: type[Any]) -> Response:
-    answer = await rpc.call(
-        gw.nc,
-        gw.commands.subjects.service(HISTORY, endpoint),
-        request,
-        result,
-        gw.settings.request_timeout,
-    )
-    return Response(_encoder.encode(answer), media_type="application/json")
-
-
 @router.get("/api/v1/search", response_model=SearchOut)
 async def search(
     caller: CallerDep,
@@ -86,34 +70,34 @@ async def search(
     """Full-text search over the channels the caller is in and its own DMs, newest first;
     ``before`` takes the ``next`` of the previous page."""
     request = SearchRequest(caller.session_id, q, target, before, limit)
-    return await _history(gw, "search", request, SearchResult)
+    return await ask_history(gw, "search", request, SearchResult)
 
 
 @router.get("/api/v1/thread", response_model=ThreadOut)
 async def thread(
     caller: CallerDep,
     gw: GatewayDep,
-    target: TargetQuery,
+    target: QueryTarget,
     id: uuid.UUID,
     after: Position | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """A message and every reply under it (replies to replies too), oldest first."""
     request = ThreadRequest(caller.session_id, target, id, after, limit)
-    return await _history(gw, "thread", request, ThreadResult)
+    return await ask_history(gw, "thread", request, ThreadResult)
 
 
 @router.get("/api/v1/edits", response_model=EditsOut)
-async def edits(caller: CallerDep, gw: GatewayDep, target: TargetQuery, id: uuid.UUID) -> Response:
+async def edits(caller: CallerDep, gw: GatewayDep, target: QueryTarget, id: uuid.UUID) -> Response:
     """A message as it is now, and each earlier text with when it was replaced."""
-    return await _history(gw, "edits", EditsRequest(caller.session_id, target, id), EditsResult)
+    return await ask_history(gw, "edits", EditsRequest(caller.session_id, target, id), EditsResult)
 
 
 @router.get("/api/v1/channels/{name}/pins", response_model=PinsOut, tags=["state"])
 async def pins(name: PathName, caller: CallerDep, gw: GatewayDep) -> Response:
     """A channel's pinned messages (members only), in the order they were pinned."""
     channel = name if name.startswith("#") else f"#{name}"
-    return await _history(gw, "pins", PinsRequest(caller.session_id, channel), PinsResult)
+    return await ask_history(gw, "pins", PinsRequest(caller.session_id, channel), PinsResult)
 
 
 @router.get("/api/v1/users/{nick}/key", response_model=KeyOut, tags=["state"])
