@@ -52,8 +52,17 @@ async def read_marker(pool: asyncpg.Pool[Any], session_id: uuid.UUID, key: str) 
     return None if found is None else int(found)
 
 
-async def channel_sessions(pool: asyncpg.Pool[Any], folded: str) -> list[uuid.UUID]:
-    rows = await pool.fetch("SELECT session_id FROM presence.members WHERE channel = $1", folded)
+async def other_members(
+    pool: asyncpg.Pool[Any], folded: str, session_id: uuid.UUID, limit: int
+) -> list[uuid.UUID]:
+    """At most ``limit`` members of a channel other than ``session_id``."""
+    rows = await pool.fetch(
+        """SELECT session_id FROM presence.members
+           WHERE channel = $1 AND session_id <> $2 LIMIT $3""",
+        folded,
+        session_id,
+        limit,
+    )
     return [r["session_id"] for r in rows]
 
 

@@ -248,10 +248,12 @@ class Features:
         if wait:
             raise errors.rate_limited(wait)
         if where.channel is not None:
-            sessions = await feature_store.channel_sessions(self.pool, where.channel)
+            recipients = await feature_store.other_members(
+                self.pool, where.channel, caller.session_id, TYPING_MAX_MEMBERS
+            )
         else:
             assert where.peer_id is not None
-            sessions = [where.peer_id]
+            recipients = [where.peer_id] if where.peer_id != caller.session_id else []
         now = utcnow()
         notice = ephemeral.Notice(
             type="typing",
@@ -261,7 +263,6 @@ class Features:
             ts=rfc3339(now),
             expires_in=ephemeral.TYPING_TTL if state == "active" else 0.5,
         )
-        recipients = [s for s in sessions if s != caller.session_id]
         if recipients and len(recipients) < TYPING_MAX_MEMBERS:
             payload = ephemeral.encode(ephemeral.Broadcast(sessions=recipients, notice=notice))
             try:
