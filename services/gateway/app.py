@@ -75,7 +75,6 @@ from services.gateway.store import Caller
 
 log = structlog.get_logger(__name__)
 
-COOKIE = "chinwag_token"
 WEB_DIR = Path(__file__).parent / "web"
 # The web client loads nothing but its own files and talks to nothing but this server.
 WEB_HEADERS = {
@@ -122,7 +121,7 @@ async def _state(request: Request) -> Gateway:
 
 
 _bearer = HTTPBearer(auto_error=False)
-_cookie = APIKeyCookie(name=COOKIE, auto_error=False)
+_cookie = APIKeyCookie(name=auth.COOKIE, auto_error=False)
 
 
 async def bearer_token(
@@ -399,7 +398,7 @@ def _install_routes(app: FastAPI) -> None:
             await gw.commands.end_session(
                 caller.session_id, caller.nick, new_event_id(), ["logged out"]
             )
-        response.delete_cookie(COOKIE)
+        response.delete_cookie(auth.COOKIE)
         return StatusOut(status="ok")
 
     @app.get("/api/v1/state", response_model=StateOut, tags=["session"])
@@ -668,7 +667,7 @@ def _user_agent(request: Request) -> str | None:
 
 
 def _set_cookie(response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+    response.set_cookie(auth.COOKIE, token, httponly=True, samesite="strict", path="/")
 
 
 class _Server(uvicorn.Server):

@@ -15,6 +15,9 @@ _hasher = PasswordHasher()  # Argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
+COOKIE = "chinwag_token"  # the cookie a browser carries the token in, in place of a bearer
+
+
 def new_token() -> str:
     """A bearer token of 256 random bits."""
     return secrets.token_urlsafe(32)

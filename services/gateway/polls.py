@@ -37,7 +37,6 @@ from services.gateway.models import MAX_POSITION
 log = structlog.get_logger(__name__)
 
 PATH = "/api/v1/messages"
-COOKIE = "chinwag_token"
 MAX_TIMEOUT = 60.0
 MAX_LIMIT = 1000
 
@@ -194,7 +193,7 @@ def _token(scope: Scope) -> str | None:
             if scheme.lower() == "bearer" and credentials:
                 return credentials
         elif name == b"cookie":
-            cookie = str(cookie_parser(value.decode("latin-1")).get(COOKIE) or "")
+            cookie = str(cookie_parser(value.decode("latin-1")).get(auth.COOKIE) or "")
     return cookie or None
 
 
