@@ -277,14 +277,16 @@ async def expire_once(gw: Gateway) -> int:
     return ended
 
 
-async def _prune_keys(pool: asyncpg.Pool[Any], ttl: float, stop: asyncio.Event) -> None:
+async def _prune_keys(
+    pool: asyncpg.Pool[Any], ttl: float, stop: asyncio.Event, interval: float = 60.0
+) -> None:
     while not stop.is_set():
         try:
             await store.prune_idempotency(pool, ttl)
         except db.ERRORS as error:
             log.warning("idempotency pruning failed", error=repr(error))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=60)
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

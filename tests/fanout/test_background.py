@@ -56,11 +56,13 @@ async def test_trimming_goes_on_after_the_database_went_away(error: Exception) -
 async def test_key_pruning_goes_on_after_the_database_went_away(error: Exception) -> None:
     pool = _FlakyPool(error)
     stop = asyncio.Event()
-    loop = asyncio.create_task(_prune_keys(pool, 60.0, stop))  # type: ignore[arg-type]
+    loop = asyncio.create_task(_prune_keys(pool, 60.0, stop, interval=0.01))  # type: ignore[arg-type]
 
-    async def tried() -> bool:
-        return pool.calls >= 1
+    async def tried_again() -> bool:
+        if loop.done():
+            loop.result()  # raises what killed it
+        return pool.calls >= 3
 
-    await until(tried, 5.0, "pruning to run")
+    await until(tried_again, 5.0, "pruning to run again")
     stop.set()
     await loop  # raises if the loop died of the error
