@@ -61,17 +61,24 @@ def servers(url: str) -> list[str]:
 
 
 async def connect(
-    url: str, name: str, on_reconnect: Callable[[], Awaitable[None]] | None = None
+    url: str,
+    name: str,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    on_loss: Callable[[], None] | None = None,
 ) -> NATS:
     """A client that reconnects forever; callers see errors only while NATS is away.
 
     ``on_reconnect`` runs once the connection is back and its subscriptions
     are renewed: whatever was published to them in between never arrived.
+    ``on_loss`` runs as soon as messages to a subscription may be lost: the link
+    went down, or a subscription fell so far behind that the client dropped some.
     """
 
     client: NATS | None = None
 
     async def disconnected() -> None:
+        if on_loss is not None:
+            on_loss()
         if client is not None and not (client.is_closed or client.is_draining):
             log.warning("nats disconnected", connection=name)
 
@@ -81,6 +88,8 @@ async def connect(
             await on_reconnect()
 
     async def failed(error: Exception) -> None:
+        if on_loss is not None and isinstance(error, nats.errors.SlowConsumerError):
+            on_loss()
         log.warning("nats connection error", connection=name, error=repr(error))
 
     client = await nats.connect(

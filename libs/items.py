@@ -84,11 +84,17 @@ class Wake(msgspec.Struct, array_like=True):
     client, which of them its queue got, in order: their seqs run up to the client's
     last seq. A gateway answers a poll from it when it holds every item the poll
     needs, without reading the queue again.
+
+    ``recheck`` asks every gateway to read each parked poll's queue again and to
+    forget what it knows of queues' tips: sent by a fanout worker that starts on a
+    partition or reconnects, as the wakes of an owner that died between its
+    commit and its wake, or of a link that broke, never came.
     """
 
     clients: list[tuple[str, int]]
     items: list[msgspec.Raw] = []
     picks: list[list[int]] = []
+    recheck: bool = False
 
 
 WAKE_CHUNK = 2000  # clients per wake message

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from typing import Any
 
 import asyncpg
 import msgspec
+import nats.errors
 import structlog
 from nats.aio.client import Client as NATS
 
@@ -35,6 +36,7 @@ from services.fanout.ownership import open_ownership
 log = structlog.get_logger(__name__)
 
 _wake_encoder = msgspec.json.Encoder()
+_RECHECK = _wake_encoder.encode(Wake([], recheck=True))
 
 
 class DeliveryProjection:
@@ -117,6 +119,15 @@ class DeliveryProjection:
             error,
         )
 
+    async def publish_recheck(self) -> None:
+        """Ask every gateway to read its parked polls' queues again (see ``Wake``).
+
+        When the link is down this fails, and the reconnect publishes it again."""
+        try:
+            await telemetry.publish(self.nc, self.wake_subject, _RECHECK)
+        except nats.errors.Error as error:
+            log.warning("recheck not published", error=repr(error))
+
     async def publish_wakes(self, woken: dict[str, int], carried: _Carried | None = None) -> None:
         pairs = list(woken.items())
         if carried is not None and carried.size > WAKE_ITEM_BYTES:
@@ -196,10 +207,13 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
         pool = await db.service_pool(settings, "fanout")
         stack.push_async_callback(pool.close)
         reconnects = 0
+        projection: DeliveryProjection | None = None
 
         async def reconnected() -> None:
             nonlocal reconnects
             reconnects += 1
+            if projection is not None:  # wakes published while the link was down are gone
+                await projection.publish_recheck()
 
         nc = await bus.connect(settings.nats(), "chinwag-fanout", reconnected)
         stack.push_async_callback(nc.drain)
@@ -207,10 +221,12 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
         await bus.ensure_stream(js, settings)
         await stack.enter_async_context(ops.probe_server(settings, pool, nc))
         subjects = Subjects(settings.subject_prefix, settings.partitions)
-        projection = DeliveryProjection(pool, nc, settings)
+        live = projection = DeliveryProjection(pool, nc, settings)
 
-        def consume(partition: int, until: asyncio.Event) -> Coroutine[Any, Any, None]:
-            return PartitionConsumer(
+        async def consume(partition: int, until: asyncio.Event) -> None:
+            # An owner before this one may have committed items and died before its wakes.
+            await live.publish_recheck()
+            await PartitionConsumer(
                 js=js,
                 stream=settings.stream_name,
                 partition=partition,

@@ -4,7 +4,10 @@ A poll with ``after=N`` records N as its client's cursor (never backwards) and
 marks the client online. It hands both to ``Acknowledgements`` at once and
 waits for the write only before it answers, so a parked poll's write overlaps
 its wait; the acknowledgements of every poll that arrives while one statement
-runs are written together by the next.
+runs are written together by the next. A poll that brings its token's hash has
+it checked by that statement too: the write resolves to the clients whose
+token still matched, so a poll that skips reading its queue still refuses a
+revoked token (see ``polls.answer``).
 """
 
 from __future__ import annotations
@@ -31,19 +34,27 @@ class Acknowledgements:
     def __init__(self, pool: asyncpg.Pool[Any], max_known: int = 200_000) -> None:
         self.pool = pool
         self.max_known = max_known
-        self._pending: dict[uuid.UUID, int] = {}
-        self._written: asyncio.Future[None] | None = None  # resolved when _pending is written
+        self._pending: dict[uuid.UUID, tuple[int, bytes | None]] = {}  # seq, token hash
+        # resolved, when _pending is written, to the clients whose token matched
+        self._written: asyncio.Future[frozenset[uuid.UUID]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._known: dict[uuid.UUID, tuple[int, float]] = {}  # written here: seq, monotonic time
 
-    def record(self, client_id: uuid.UUID, seq: int) -> asyncio.Future[None] | None:
-        """Queue a poll's acknowledgement: a future resolved once it is written, or None
-        when this process wrote as much for this client within the last ``REFRESH`` s."""
+    def record(
+        self, client_id: uuid.UUID, seq: int, token_hash: bytes | None = None
+    ) -> asyncio.Future[frozenset[uuid.UUID]] | None:
+        """Queue a poll's acknowledgement: a future resolved once it is written (to the
+        clients whose row it wrote: a revoked client's row is gone, and with
+        ``token_hash`` the token must still be the client's), or None when this process
+        wrote as much for this client within the last ``REFRESH`` s."""
         known = self._known.get(client_id)
         if known is not None and known[0] >= seq and time.monotonic() - known[1] < REFRESH:
             return None
-        if seq > self._pending.get(client_id, -1):
-            self._pending[client_id] = seq
+        pending = self._pending.get(client_id)
+        if pending is None:
+            self._pending[client_id] = (seq, token_hash)
+        else:  # a token to check stays checked
+            self._pending[client_id] = (max(seq, pending[0]), token_hash or pending[1])
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
         if self._writer is None or self._writer.done():
@@ -56,7 +67,7 @@ class Acknowledgements:
             written, self._written = self._written, None
             assert written is not None
             try:
-                await self._write(batch)
+                confirmed = await self._write(batch)
             except Exception as error:  # noqa: BLE001 - every waiting poll must hear of it
                 log.warning("acknowledgements not written", clients=len(batch), error=repr(error))
                 if not written.done():
@@ -66,17 +77,20 @@ class Acknowledgements:
             now = time.monotonic()
             if len(self._known) + len(batch) > self.max_known:
                 self._known.clear()
-            for client_id, seq in batch.items():
+            for client_id in confirmed:
+                seq = batch[client_id][0]
                 before = self._known.get(client_id)
                 self._known[client_id] = (max(seq, before[0]) if before else seq, now)
             if not written.done():
-                written.set_result(None)
+                written.set_result(confirmed)
 
-    async def _write(self, batch: dict[uuid.UUID, int]) -> None:
+    async def _write(
+        self, batch: dict[uuid.UUID, tuple[int, bytes | None]]
+    ) -> frozenset[uuid.UUID]:
         for attempt in range(1, RETRIES + 1):
             try:
-                await store.acknowledge_many(self.pool, batch)
-                return
+                return await store.acknowledge_many(self.pool, batch)
             except asyncpg.DeadlockDetectedError:
                 if attempt == RETRIES:
                     raise
+        raise AssertionError("unreachable")

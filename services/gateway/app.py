@@ -204,7 +204,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         async def reconnected() -> None:
             hub.recheck()  # wakes published while the link was down never came
 
-        nc = await bus.connect(settings.nats(), "chinwag-gateway", reconnected)
+        nc = await bus.connect(settings.nats(), "chinwag-gateway", reconnected, hub.forget)
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
         await bus.ensure_stream(js, settings)

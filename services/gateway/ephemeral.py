@@ -91,6 +91,11 @@ class EphemeralHub:
         if now - self._last_prune > CLIENT_TTL:
             self._prune(now)
 
+    def waiting(self, client_id: uuid.UUID) -> bool:
+        """Whether notices are kept for this client."""
+        client = self._clients.get(client_id)
+        return client is not None and bool(client.kept)
+
     def drain(self, client_id: uuid.UUID) -> list[Notice]:
         """The notices kept for a client, each with the time it still holds."""
         client = self._clients.get(client_id)

@@ -4,6 +4,18 @@ A poll registers its waiter *before* it reads the queue, so a wake that lands
 between the read and the wait still finds it: no lost wake-ups. When a wake
 carries every item a waiter lacks, it leaves the waiter its answer, and the
 poll needs no second read of the queue.
+
+The hub also keeps each polling client's *tip*: a seq its queue holds nothing
+past, except items whose wakes have yet to arrive. A read of the queue sets it
+(the waiter was registered before, so every later commit's wake reaches it),
+and so does every wake seen while the NATS link stays up; a poll that is
+level with its client's tip needs no read before it parks. Anything that may
+have lost a wake (a disconnect, a dropped message, a fanout that took over a
+partition) forgets every tip, and a poll that times out forgets its own: a lost
+wake delays an item by one poll's timeout at most, as it did before. With the
+tip, the hub keeps the client's newest items that wakes carried (``KEPT`` at
+most, shared between clients): a poll that finds all it lacks there is answered
+without reading the queue either.
 """
 
 from __future__ import annotations
@@ -22,6 +34,39 @@ log = structlog.get_logger(__name__)
 
 _decoder = msgspec.json.Decoder(Wake)
 
+KEPT = 32  # carried items kept per client with a known tip
+
+
+class _Tip:
+    """What this process knows of a client's queue: nothing past ``seq`` but items
+    whose wakes are on their way, and the items ``first``… as wakes carried them."""
+
+    __slots__ = ("first", "items", "seq")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.first = seq + 1
+        self.items: list[bytes] = []
+
+    def carried(self, seq: int, items: list[bytes]) -> None:
+        """A wake carried the client's items up to ``seq``."""
+        first = seq - len(items) + 1
+        if first != self.first + len(self.items):  # not contiguous with what is kept
+            self.first, self.items = first, []
+        self.items.extend(items)
+        if len(self.items) > KEPT:
+            self.first += len(self.items) - KEPT
+            del self.items[:-KEPT]
+
+    def page(self, after: int, limit: int) -> bytes | None:
+        """The answer to a poll after ``after``, when every item it lacks is kept."""
+        end = min(self.seq, after + limit)
+        if after < self.first - 1 or end > self.first + len(self.items) - 1:
+            return None
+        return page_json(
+            self.items[after + 1 - self.first : end + 1 - self.first], after + 1, after
+        )
+
 
 class Waiter:
     def __init__(self, client_id: str, after: int, limit: int = 100) -> None:
@@ -32,6 +77,9 @@ class Waiter:
         self.woken_at: float | None = None  # perf_counter() of the wake that set the event
         self.woken_by: telemetry.Context | None = None  # the wake's trace context, when tracing
         self.page: bytes | None = None  # the answer, when the wake carried all of it
+        self.seen = -1  # the highest seq of the wakes for this client since registration
+        self.epoch = 0  # the hub's epoch at registration: tips learned later hold only within it
+        self.rechecked = False  # woken to read the queue again, wakes may have been lost
 
     async def wait(self, timeout: float) -> bool:
         """True when woken, False on timeout."""
@@ -47,12 +95,16 @@ class Waiter:
 class WaiterHub:
     """The long-polls this gateway process holds, by client id."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_tips: int = 200_000) -> None:
         self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
+        self._tips: dict[str, _Tip] = {}
+        self.max_tips = max_tips
+        self.epoch = 0  # moves on whenever wakes may have been lost
         self.closing = False
 
     def register(self, client_id: str, after: int, limit: int = 100) -> Waiter:
         waiter = Waiter(client_id, after, limit)
+        waiter.epoch = self.epoch
         if self.closing:
             waiter.event.set()
         self._waiters[client_id].add(waiter)
@@ -75,6 +127,8 @@ class WaiterHub:
         """The client's queue now reaches ``seq``; ``picks`` index its newest items in
         ``items``, when the wake carried them."""
         for waiter in self._waiters.get(client_id, ()):
+            if seq > waiter.seen:
+                waiter.seen = seq
             if seq > waiter.after and not waiter.event.is_set():
                 if picks and items is not None:
                     first = seq - len(picks) + 1  # the seq of picks[0]
@@ -87,11 +141,47 @@ class WaiterHub:
                 waiter.woken_by = telemetry.current()
                 waiter.event.set()
 
+    def tip(self, client_id: str) -> int | None:
+        """A seq the client's queue holds nothing past but items whose wakes are on
+        their way, or None when this process does not know one."""
+        tip = self._tips.get(client_id)
+        return None if tip is None else tip.seq
+
+    def kept(self, client_id: str, after: int, limit: int) -> bytes | None:
+        """The answer to a poll past ``after`` from carried items alone, when they hold
+        every item up to the tip (or ``limit`` of them); None otherwise."""
+        tip = self._tips.get(client_id)
+        return None if tip is None or tip.seq <= after else tip.page(after, limit)
+
+    def learn(self, waiter: Waiter, bound: int) -> None:
+        """A poll read its client's queue after registering ``waiter`` and found nothing
+        past ``bound`` (or skipped the read, level with the tip)."""
+        if waiter.epoch != self.epoch:
+            return  # wakes may have been lost since the read
+        seq = max(bound, waiter.seen)
+        known = self._tips.get(waiter.client_id)
+        if known is None:
+            if len(self._tips) >= self.max_tips:
+                self._tips.clear()
+            self._tips[waiter.client_id] = _Tip(seq)
+        elif seq > known.seq:
+            known.seq = seq
+
+    def forget(self, client_id: str | None = None) -> None:
+        """Wakes may have been lost: for this client, or (None) for every client."""
+        if client_id is not None:
+            self._tips.pop(client_id, None)
+            return
+        self._tips.clear()
+        self.epoch += 1
+
     def recheck(self) -> None:
         """Wakes may have been missed (the NATS link was down): every parked poll reads
-        its queue again now, answering with what it finds."""
+        its queue again now, answering with what it finds, or else waiting on."""
+        self.forget()
         for waiters in self._waiters.values():
             for waiter in waiters:
+                waiter.rechecked = True
                 waiter.event.set()
 
     def close(self) -> None:
@@ -107,10 +197,18 @@ class WaiterHub:
         except msgspec.DecodeError:
             log.warning("undecodable wake message")
             return
+        if wake.recheck:
+            self.recheck()
+            return
         carried = len(wake.picks) == len(wake.clients) and bool(wake.items)
         items = [bytes(item) for item in wake.items] if carried else None
-        waiters = self._waiters
+        waiters, tips = self._waiters, self._tips
         for index, (client_id, seq) in enumerate(wake.clients):
+            tip = tips.get(client_id)
+            if tip is not None and seq > tip.seq:
+                tip.seq = seq
+                if items is not None:
+                    tip.carried(seq, [items[i] for i in wake.picks[index]])
             if client_id in waiters:
                 self.wake(client_id, seq, wake.picks[index] if carried else None, items)
 

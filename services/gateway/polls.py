@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import asyncpg
 import msgspec
 import structlog
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,6 +47,12 @@ WAKE_TO_RESPONSE = Histogram(
     "chinwag_gateway_wake_to_response_seconds",
     "From a wake reaching a parked long-poll to its page being read",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+
+READS_SKIPPED = Counter(
+    "chinwag_gateway_longpoll_reads_skipped",
+    "Long-polls that read no queue: parked level with its known tip, or answered from kept items",
+    ["answer"],
 )
 
 _encoder = msgspec.json.Encoder()
@@ -79,29 +85,67 @@ async def answer(
 ) -> bytes:
     """The JSON page of a client's queue after ``after``, waiting up to ``timeout`` s.
 
-    With ``token_hash``, the first read of the queue also checks that the token is
-    still the client's, and a revoked one is refused (401).
+    With ``token_hash``, the poll also checks that the token is still the client's,
+    and a revoked one is refused (401): in the statement that reads the queue, or in
+    the one that records the cursor when the poll reads no queue (level with its
+    client's tip it parks; finding what it lacks in the items wakes carried, it is
+    answered from them; see ``longpoll``).
     """
     waiter = gw.hub.register(str(client_id), after, limit)
     gw.notices.attach(client_id, session_id, waiter)  # typing notices answer it too
-    acknowledged = gw.acks.record(client_id, after)  # a revoked client's row is gone
+    acknowledged = gw.acks.record(client_id, after, token_hash)
     WAITING.inc()
     try:
-        if token_hash is None:
+        rows: list[asyncpg.Record] = []
+        bound: int | None = None  # the queue holds nothing past it, but what wakes bring
+        tip = gw.hub.tip(waiter.client_id)
+        kept = None if acknowledged is None else gw.hub.kept(waiter.client_id, after, limit)
+        if acknowledged is not None and tip is not None and (tip <= after or kept is not None):
+            # Level with the tip, or all it lacks kept from wakes: no read; the
+            # statement recording the cursor checks the token instead.
+            READS_SKIPPED.labels("park" if kept is None else "kept").inc()
+            if client_id not in await asyncio.shield(acknowledged):
+                gw.hub.forget(waiter.client_id)
+                raise errors.unauthorized()
+            bound = after
+            if kept is not None:
+                waiter.page = kept
+        elif token_hash is None:
             rows = await store.queue_after(gw.pool, client_id, after, limit)
         else:
             checked = await store.queue_of_token(gw.pool, client_id, token_hash, after, limit)
             if checked is None:
+                gw.hub.forget(waiter.client_id)
                 raise errors.unauthorized()
             rows = checked
-        if not rows and timeout > 0 and await waiter.wait(timeout):
-            with telemetry.resumed("long-poll answer", waiter.woken_by) as span:
-                if waiter.page is None:  # the wake did not carry all of the answer
-                    rows = await store.queue_after(gw.pool, client_id, after, limit)
-                elif span is not None:
-                    span.set_attribute("chinwag.longpoll.answer", "wake")
-            if waiter.woken_at is not None:
-                WAKE_TO_RESPONSE.observe(time.perf_counter() - waiter.woken_at)
+        if bound is None and len(rows) < limit:
+            bound = rows[-1]["seq"] if rows else after
+        deadline = time.monotonic() + timeout
+        while not rows and waiter.page is None and timeout > 0:
+            if not await waiter.wait(deadline - time.monotonic()):
+                bound = None  # a wake may have been lost: the next poll reads
+                gw.hub.forget(waiter.client_id)
+                break
+            if waiter.page is not None:  # the wake carried all of the answer
+                with telemetry.resumed("long-poll answer", waiter.woken_by) as span:
+                    if span is not None:
+                        span.set_attribute("chinwag.longpoll.answer", "wake")
+                break
+            # Woken by a recheck alone, a poll that finds nothing waits on; a wake
+            # during the read sets the event again.
+            rechecked = waiter.rechecked and waiter.woken_at is None
+            waiter.rechecked, waiter.epoch = False, gw.hub.epoch  # watching since before the read
+            if rechecked:
+                waiter.event.clear()
+            with telemetry.resumed("long-poll answer", waiter.woken_by):
+                rows = await store.queue_after(gw.pool, client_id, after, limit)
+            bound = (rows[-1]["seq"] if rows else after) if len(rows) < limit else None
+            if rows or not rechecked or gw.hub.closing or gw.notices.waiting(client_id):
+                break
+        if waiter.woken_at is not None:
+            WAKE_TO_RESPONSE.observe(time.perf_counter() - waiter.woken_at)
+        if bound is not None:
+            gw.hub.learn(waiter, bound)
     finally:
         WAITING.dec()
         gw.hub.unregister(waiter)

@@ -87,25 +87,32 @@ async def delete_client(pool: asyncpg.Pool[Any], client_id: uuid.UUID) -> None:
     await pool.execute("DELETE FROM identity.clients WHERE id = $1", client_id)
 
 
-async def acknowledge_many(pool: asyncpg.Pool[Any], cursors: dict[uuid.UUID, int]) -> None:
+async def acknowledge_many(
+    pool: asyncpg.Pool[Any], cursors: dict[uuid.UUID, tuple[int, bytes | None]]
+) -> frozenset[uuid.UUID]:
     """Record polls: each client has seen its queue up to its seq (a cursor never moves
-    backwards) and is online now. Rows are locked in id order, as every writer of many
-    client rows should, so that two such statements wait for each other instead of
-    deadlocking."""
-    await pool.execute(
+    backwards) and is online now; returns the clients written. A client given a token
+    hash is written only while that token is still its own. Rows are locked in id
+    order, as every writer of many client rows should, so that two such statements
+    wait for each other instead of deadlocking."""
+    rows = await pool.fetch(
         """WITH polled AS (
-               SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS p(id, seq)
+               SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS p(id, seq, token)
            ), locked AS (
-               SELECT c.id FROM identity.clients c JOIN polled USING (id)
+               SELECT c.id FROM identity.clients c JOIN polled p USING (id)
+               WHERE p.token IS NULL OR c.token_hash = p.token
                ORDER BY c.id FOR NO KEY UPDATE OF c
            )
            UPDATE identity.clients c
            SET acked_seq = greatest(c.acked_seq, polled.seq), last_seen = now()
            FROM polled JOIN locked USING (id)
-           WHERE c.id = polled.id""",
+           WHERE c.id = polled.id
+           RETURNING c.id""",
         list(cursors),
-        list(cursors.values()),
+        [seq for seq, _ in cursors.values()],
+        [token for _, token in cursors.values()],
     )
+    return frozenset(r["id"] for r in rows)
 
 
 async def queue_of_token(

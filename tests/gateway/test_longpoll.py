@@ -3,7 +3,7 @@ from __future__ import annotations
 import msgspec
 
 from libs.items import Wake
-from services.gateway.longpoll import WaiterHub
+from services.gateway.longpoll import KEPT, WaiterHub
 
 
 async def test_a_wake_between_the_read_and_the_wait_is_not_lost() -> None:
@@ -79,3 +79,89 @@ async def test_a_wake_without_every_missing_item_wakes_the_poll_to_read_the_queu
     hub.on_wake_message(_carried([("c1", 6)], [b'{"pos":1}', b'{"pos":2}'], [[0, 1]]))
     assert await waiter.wait(0)
     assert waiter.page is None
+
+
+async def test_a_read_teaches_the_tip_and_wakes_raise_it() -> None:
+    hub = WaiterHub()
+    assert hub.tip("c1") is None  # nothing known: a poll reads
+    waiter = hub.register("c1", after=4)
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 6)])))  # during the read
+    hub.learn(waiter, 5)  # the read found up to seq 5
+    hub.unregister(waiter)
+    assert hub.tip("c1") == 6
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 7), ("c2", 3)])))
+    assert hub.tip("c1") == 7
+    assert hub.tip("c2") is None  # a wake alone teaches nothing: an earlier one may be late
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 5)])))  # out of order
+    assert hub.tip("c1") == 7
+
+
+async def test_whatever_may_lose_a_wake_forgets_tips() -> None:
+    hub = WaiterHub()
+    for client in ("c1", "c2"):
+        hub.learn(hub.register(client, after=1), 1)
+    hub.forget("c1")  # its poll timed out
+    assert (hub.tip("c1"), hub.tip("c2")) == (None, 1)
+    reading = hub.register("c3", after=0)  # a read in flight when the link drops
+    hub.forget()
+    assert hub.tip("c2") is None
+    hub.learn(reading, 0)  # too late: wakes may have been lost since it registered
+    assert hub.tip("c3") is None
+    hub.learn(hub.register("c2", after=2), 2)
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[], recheck=True)))  # a fanout restarted
+    assert hub.tip("c2") is None
+
+
+async def test_a_recheck_marks_the_polls_it_wakes() -> None:
+    hub = WaiterHub()
+    parked = hub.register("c1", after=0)
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[], recheck=True)))
+    assert await parked.wait(0)
+    assert parked.rechecked and parked.woken_at is None
+
+
+async def test_tips_are_bounded() -> None:
+    hub = WaiterHub(max_tips=3)
+    for n in range(4):
+        hub.learn(hub.register(f"c{n}", after=n), n)
+    assert [hub.tip(f"c{n}") for n in range(4)] == [None, None, None, 3]
+
+
+async def test_a_poll_behind_the_tip_is_answered_from_the_items_wakes_carried() -> None:
+    hub = WaiterHub()
+    hub.learn(hub.register("c1", after=4), 4)
+    items = [b'{"pos":1}', b'{"pos":2}', b'{"pos":3}']
+    hub.on_wake_message(_carried([("c1", 6)], items[:2], [[0, 1]]))  # seqs 5 and 6
+    hub.on_wake_message(_carried([("c1", 7)], items[2:], [[0]]))  # seq 7
+    assert hub.tip("c1") == 7
+    assert msgspec.json.decode(hub.kept("c1", 4, 100) or b"") == {
+        "messages": [{"seq": 5, "pos": 1}, {"seq": 6, "pos": 2}, {"seq": 7, "pos": 3}],
+        "last_seq": 7,
+    }
+    assert msgspec.json.decode(hub.kept("c1", 5, 1) or b"") == {  # limit=1
+        "messages": [{"seq": 6, "pos": 2}],
+        "last_seq": 6,
+    }
+    assert hub.kept("c1", 3, 100) is None  # seq 4 was never carried: read it
+    assert hub.kept("c1", 7, 100) is None  # level with the tip: nothing to answer
+
+
+async def test_kept_items_are_dropped_when_a_wake_leaves_a_gap() -> None:
+    hub = WaiterHub()
+    hub.learn(hub.register("c1", after=0), 0)
+    hub.on_wake_message(_carried([("c1", 1)], [b'{"pos":1}'], [[0]]))
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 3)])))  # 2 and 3 not carried
+    hub.on_wake_message(_carried([("c1", 4)], [b'{"pos":4}'], [[0]]))
+    assert hub.tip("c1") == 4
+    assert hub.kept("c1", 0, 100) is None  # seqs 2 and 3 are not kept
+    assert msgspec.json.decode(hub.kept("c1", 3, 100) or b"")["last_seq"] == 4
+
+
+async def test_each_client_keeps_its_newest_items_only() -> None:
+    hub = WaiterHub()
+    hub.learn(hub.register("c1", after=0), 0)
+    for seq in range(1, KEPT + 6):
+        hub.on_wake_message(_carried([("c1", seq)], [b'{"pos":%d}' % seq], [[0]]))
+    assert hub.kept("c1", 4, 1000) is None
+    page = msgspec.json.decode(hub.kept("c1", 5, 1000) or b"")
+    assert [i["seq"] for i in page["messages"]] == list(range(6, KEPT + 6))

@@ -5,6 +5,9 @@
 - A long-poll answered from what a wake carried is the answer a read of the
   queue gives, and a batch too big to carry is read instead.
 - Cursors recorded by one statement for many polls are each recorded.
+- A poll level with its client's known tip parks without reading the queue, and
+  still gets every item, refuses a revoked token at once, and is answered when
+  a fanout worker that starts again asks for a recheck after a lost wake.
 """
 
 from __future__ import annotations
@@ -13,9 +16,20 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
+from prometheus_client import REGISTRY
 
 from libs.items import WAKE_ITEMS
-from tests.harness import ApiClient, System, polls_waiting, until_parked
+from services.fanout.app import DeliveryProjection
+from tests.harness import (
+    ApiClient,
+    System,
+    close,
+    people,
+    polls_waiting,
+    texts,
+    until_parked,
+)
 
 META: dict[str, Any] = {"nested": {"z": [1, 2.5, None, True], "a": "ünï"}, "n": -7}
 
@@ -136,6 +150,100 @@ async def test_cursors_of_many_concurrent_polls_are_all_recorded(system: System)
     }
     for client in clients:
         await client.close()
+
+
+async def test_a_poll_level_with_its_tip_parks_without_reading(system: System) -> None:
+    alice, bob = await people(system, "alice", "bob")
+    await alice.join("#t")
+    await bob.join("#t")
+    await bob.receive(1)  # the read taught the gateway bob's tip
+    for n in range(5):
+        skipped, waiting = _skipped(), polls_waiting()
+        parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(bob.seen, 20)))
+        await until_parked(waiting, "bob's poll to park")
+        await alice.say("#t", f"line {n}")
+        page = (await parked).json()
+        assert [i["seq"] for i in page["messages"]] == [bob.seen + 1]
+        assert texts(page["messages"]) == [f"line {n}"]
+        assert _skipped() == skipped + 1  # it parked without reading
+        bob.seen = page["last_seq"]
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_poll_behind_its_tip_is_answered_from_what_wakes_carried(system: System) -> None:
+    other = await system.start_gateway("gateway-2")
+    alice, bob, carol = await people(system, "alice", "bob", "carol")
+    for member in (alice, bob, carol):
+        await member.join("#k")
+    await bob.receive(1)  # the read taught the gateway bob's tip
+    await carol.receive(1)
+    before = bob.seen
+    for n in range(3):
+        await alice.ok("PRIVMSG", to="#k", body=[f"k{n}"], meta=META)
+    # carol's polls on the same gateway are answered by the wakes that also reach bob
+    await carol.receive_until(lambda i: i.get("body") == ["k2"])
+    kept = _skipped("kept")
+    answered = await bob.http.get("/api/v1/messages", params=_after(before, 10))
+    assert _skipped("kept") == kept + 1  # answered from the carried items, no read
+    async with _on(other, bob) as there:  # a gateway that knows nothing reads the queue
+        read = await there.get("/api/v1/messages", params=_after(before, 0))
+    assert answered.status_code == read.status_code == 200
+    assert answered.json() == read.json()
+    assert texts(answered.json()["messages"]) == ["k0", "k1", "k2"]
+    await close(alice, bob, carol)
+
+
+async def test_a_poll_that_skips_its_read_still_refuses_a_revoked_token(system: System) -> None:
+    other = await system.start_gateway("gateway-2")
+    alice = await ApiClient.create(system.base_url, "alice", password="pw-alice")
+    await alice.join("#r")
+    phone = await ApiClient.login(system.base_url, "alice", "pw-alice")
+    await alice.say("#r", "to every device")
+    await phone.receive(1)  # the first gateway knows the phone's tip
+    async with _on(other, phone) as there:
+        assert (await there.post("/api/v1/logout")).status_code == 200
+    skipped = _skipped()
+    refused = await phone.http.get("/api/v1/messages", params=_after(phone.seen, 60))
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "ERR_UNAUTHORIZED"
+    assert _skipped() == skipped + 1  # refused by the statement that records the cursor
+    await alice.close()
+    await phone.close()
+
+
+async def test_a_recheck_from_a_starting_fanout_brings_an_item_whose_wake_was_lost(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = await people(system, "alice", "bob")
+    await alice.join("#l")
+    await bob.join("#l")
+    await bob.receive(1)
+    lost = asyncio.Event()
+
+    async def drop(self: DeliveryProjection, *args: Any) -> None:
+        lost.set()  # committed, as a worker that dies before its wake leaves it
+
+    monkeypatch.setattr(DeliveryProjection, "publish_wakes", drop)
+    await alice.say("#l", "never woken")
+    await asyncio.wait_for(lost.wait(), 20)
+    skipped, waiting = _skipped(), polls_waiting()
+    parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(bob.seen, 60)))
+    await until_parked(waiting, "bob's poll to park")
+    assert _skipped() == skipped + 1  # level with the tip it knows, it did not read
+    monkeypatch.undo()
+    await system.stop("fanout")
+    system.start("fanout")  # the worker taking the partitions asks for a recheck
+    page = (await parked).json()
+    assert texts(page["messages"]) == ["never woken"]
+    await alice.close()
+    await bob.close()
+
+
+def _skipped(answer: str = "park") -> float:
+    """Polls that read no queue: parked level with the tip, or answered from kept items."""
+    name = "chinwag_gateway_longpoll_reads_skipped_total"
+    return REGISTRY.get_sample_value(name, {"answer": answer}) or 0.0
 
 
 def _after(seq: int, timeout: float) -> dict[str, Any]:
