@@ -96,8 +96,12 @@ class Usage:
         return found
 
 
+FAMILY_EVERY = 2.0  # seconds between two listings of the processes sampled
+
+
 class Sampler:
-    """Samples this process and its descendants every ``interval`` seconds."""
+    """Samples this process and its descendants every ``interval`` seconds (a process
+    born in between is found within ``FAMILY_EVERY`` s, and counted from zero)."""
 
     def __init__(self, own_role: str = "loadgen", interval: float = 0.25) -> None:
         self.own = psutil.Process()
@@ -137,9 +141,16 @@ class Sampler:
         stop = threading.Event()
         lock = threading.Lock()
 
+        family: list[tuple[psutil.Process, str]] = []
+        listed = 0.0
+
         def sample(first: bool) -> None:
+            nonlocal family, listed
+            # Listing the family reads every process of the machine: not at each sample.
+            if first or time.monotonic() - listed > FAMILY_EVERY:
+                family, listed = list(self._processes()), time.monotonic()
             rss: defaultdict[str, int] = defaultdict(int)
-            for process, role in self._processes():
+            for process, role in family:
                 try:
                     with process.oneshot():
                         times = process.cpu_times()
@@ -172,6 +183,7 @@ class Sampler:
         finally:
             stop.set()
             thread.join()
+            listed = 0.0  # the last sample lists the family again
             sample(first=False)
             for item in tracked.values():
                 found = usage.roles.setdefault(item.role, RoleUsage())

@@ -86,7 +86,8 @@ class Waiter:
         if self.event.is_set():
             return True
         try:
-            await asyncio.wait_for(self.event.wait(), timeout)
+            async with asyncio.timeout(timeout):  # no task of its own, as wait_for makes
+                await self.event.wait()
         except TimeoutError:
             return False
         return True

@@ -104,7 +104,7 @@ async def answer(
             # Level with the tip, or all it lacks kept from wakes: no read; the
             # statement recording the cursor checks the token instead.
             READS_SKIPPED.labels("park" if kept is None else "kept").inc()
-            if client_id not in await asyncio.shield(acknowledged):
+            if client_id not in await _written(acknowledged):
                 gw.hub.forget(waiter.client_id)
                 raise errors.unauthorized()
             bound = after
@@ -150,7 +150,7 @@ async def answer(
         WAITING.dec()
         gw.hub.unregister(waiter)
     if acknowledged is not None:
-        await asyncio.shield(acknowledged)  # answered only once the cursor is recorded
+        await _written(acknowledged)  # answered only once the cursor is recorded
     notices = gw.notices.drain(client_id)
     if not rows and waiter.page is not None:
         if not notices:
@@ -162,6 +162,14 @@ async def answer(
         ephemeral=notices,
     )
     return _encoder.encode(page)
+
+
+async def _written(acknowledged: asyncio.Future[frozenset[uuid.UUID]]) -> frozenset[uuid.UUID]:
+    """The clients a poll's acknowledgement wrote; a poll that stops waiting leaves the
+    shared write alone."""
+    if acknowledged.done():
+        return acknowledged.result()
+    return await asyncio.shield(acknowledged)
 
 
 class FastPolls:
@@ -243,7 +251,11 @@ def _token(scope: Scope) -> str | None:
 
 def _parameters(query: bytes) -> tuple[int, float, int]:
     """``after``, ``timeout`` and ``limit``, each checked as the documented route checks it."""
-    values = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    decoded = query.decode("latin-1")
+    if "%" in decoded or "+" in decoded:
+        values = dict(parse_qsl(decoded, keep_blank_values=True))
+    else:  # the usual ``after=N&timeout=T``: nothing to unquote
+        values = dict(part.partition("=")[::2] for part in decoded.split("&") if part)
     after = _integer(values, "after", 0, 0, MAX_POSITION)
     limit = _integer(values, "limit", 100, 1, MAX_LIMIT)
     text = values.get("timeout")
