@@ -5,12 +5,18 @@ taking work, finishes and acknowledges what it holds, drains NATS and closes
 its pool. Whatever is still running when ``grace`` seconds have passed (or at
 a second signal) is cancelled, and the process exits non-zero: anything not
 acknowledged is redelivered to whoever runs next, so nothing is lost.
+
+Once a service process has started, ``started()`` moves every object alive
+then (modules, classes, the app) out of the cyclic collector's reach: a full
+collection walked the gateway's ~100,000 such objects in some 55 ms, a stall
+of every request it landed in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -20,6 +26,24 @@ import structlog
 log = structlog.get_logger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_freeze = False  # set in a service's own process, not where services share one (tests)
+
+
+def freeze_when_started() -> None:
+    """This process runs one service: let ``started()`` freeze the heap, and freeze
+    what the imports made right away."""
+    global _freeze
+    _freeze = True
+    gc.freeze()
+
+
+def started() -> None:
+    """The service is up: what exists now lives as long as the process, so the
+    collector need never walk it again (``gc.freeze``)."""
+    if _freeze:
+        gc.collect()
+        gc.freeze()
 
 
 async def run_until_signalled(

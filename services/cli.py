@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from libs import telemetry
+from libs import lifecycle, telemetry
 from libs.lifecycle import run_until_signalled
 from libs.logs import configure as configure_logging
 from libs.settings import Settings
@@ -184,6 +184,7 @@ def _serve(name: str, settings: Settings) -> int:
     configure_logging(settings)
     stop_tracing = telemetry.setup(f"chinwag-{name}")
     run: ServiceMain = importlib.import_module(f"services.{name}.app").run
+    lifecycle.freeze_when_started()
     try:
         code = _run(run_until_signalled(lambda stop: run(settings, stop), settings.shutdown_grace))
     finally:
@@ -211,6 +212,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from services.bench.runner import bench
 
     configure_logging(settings, least=logging.WARNING)
+    lifecycle.freeze_when_started()  # the load generator freezes its heap before each scenario
     return _run(bench(settings, args)) or 0
 
 

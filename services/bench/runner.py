@@ -31,6 +31,7 @@ import nats.errors
 import psutil
 from pydantic import SecretStr
 
+from libs import lifecycle
 from libs.embedded import EmbeddedServerError, free_port
 from libs.settings import Settings
 from services.bench import report as reporting
@@ -120,6 +121,7 @@ class _Run:
 
     async def scenario(self, name: str, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         """Run one scenario; a failure is recorded as its result, not raised."""
+        lifecycle.started()  # its own collections would stall what it measures
         start = time.monotonic()
         try:
             result = await work

@@ -14,7 +14,7 @@ import nats.errors
 import structlog
 from nats.aio.client import Client as NATS
 
-from libs import bus, db, ops, telemetry
+from libs import bus, db, lifecycle, ops, telemetry
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Unavailable
 from libs.db import Conn
 from libs.events import AnyEvent, MessageChange, decode_event
@@ -241,6 +241,7 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
 
         ownership = await open_ownership(nc, settings, consume)
         log.info("fanout started", prefers=settings.owned_partitions, worker=ownership.me.worker)
+        lifecycle.started()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ownership.run(stop))
             tasks.create_task(_trim_loop(pool, stop, trim_interval, settings.max_history))

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
-from libs import bus, db, errors, ops, rpc, telemetry
+from libs import bus, db, errors, lifecycle, ops, rpc, telemetry
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.errors import ChatError
 from libs.events import SessionCreated, new_event_id, utcnow
@@ -165,6 +165,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             return
         async with open_gateway(settings) as opened:
             app.state.gateway = opened
+            lifecycle.started()
             yield
 
     app = FastAPI(

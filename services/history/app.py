@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from libs import bus, db, errors, ops, rpc
+from libs import bus, db, errors, lifecycle, ops, rpc
 from libs.contracts import HISTORY, HistoryRequest, HistoryResult
 from libs.feature_contracts import EditsRequest, PinsRequest, SearchRequest, ThreadRequest
 from libs.settings import Settings
@@ -68,5 +68,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         )
         stack.push_async_callback(service.stop)
         log.info("history started")
+        lifecycle.started()
         await stop.wait()
         log.info("history stopped")

@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 from nats.js import JetStreamContext
 
-from libs import bus, db, errors, ops, rpc
+from libs import bus, db, errors, lifecycle, ops, rpc
 from libs.contracts import (
     PRESENCE,
     Ban,
@@ -408,5 +408,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         )
         stack.push_async_callback(service.stop)
         log.info("presence started")
+        lifecycle.started()
         await presence.outbox.relay(pool, js, stop)
         log.info("presence stopped")

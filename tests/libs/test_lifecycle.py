@@ -1,8 +1,11 @@
-"""The stop sequence: finish within the grace period, or be cancelled."""
+"""The stop sequence: finish within the grace period, or be cancelled; and the heap
+frozen once a service process has started."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -59,3 +62,23 @@ async def test_a_service_that_fails_raises_its_error() -> None:
     stop = asyncio.Event()
     with pytest.raises(RuntimeError, match="pool gone"):
         await supervise(broken(stop), stop, grace=1)
+
+
+_FREEZING = """
+import gc
+from libs import lifecycle
+lifecycle.started()
+print(gc.get_freeze_count())  # where services share a process: nothing frozen
+lifecycle.freeze_when_started()
+imported = gc.get_freeze_count()
+app = [[n] for n in range(1000)]  # what a service makes as it starts
+lifecycle.started()
+print(imported > 0, gc.get_freeze_count() >= imported + 1000)
+"""
+
+
+def test_a_service_process_freezes_its_heap_once_started() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FREEZING], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["0", "True", "True"]
