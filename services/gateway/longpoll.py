@@ -210,6 +210,8 @@ class WaiterHub:
                 tip.seq = seq
                 if items is not None:
                     tip.carried(seq, [items[i] for i in wake.picks[index]])
+                else:  # a batch too big to carry, or one that rewrote items: read them
+                    tip.first, tip.items = seq + 1, []
             if client_id in waiters:
                 self.wake(client_id, seq, wake.picks[index] if carried else None, items)
 

@@ -165,3 +165,13 @@ async def test_each_client_keeps_its_newest_items_only() -> None:
     assert hub.kept("c1", 4, 1000) is None
     page = msgspec.json.decode(hub.kept("c1", 5, 1000) or b"")
     assert [i["seq"] for i in page["messages"]] == list(range(6, KEPT + 6))
+
+
+async def test_a_wake_that_carries_nothing_drops_the_kept_items() -> None:
+    hub = WaiterHub()
+    hub.learn(hub.register("c1", after=0), 0)
+    hub.on_wake_message(_carried([("c1", 2)], [b'{"pos":1}', b'{"pos":2}'], [[0, 1]]))
+    assert hub.kept("c1", 0, 2) is not None
+    # An edit of item 1 is not carried: a poll for 1 and 2 reads them as they are now.
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 3)])))
+    assert hub.kept("c1", 0, 2) is None
