@@ -206,11 +206,15 @@ async def write_items(conn: Conn, items: list[StoredItem], with_picks: bool = Fa
         [i.sessions[0] if i.sessions else None for i in items],
         [i.sessions[-1] if i.sessions else None for i in items],
         [_json(list(i.channels)) if i.channels else None for i in items],
-        with_picks,
+        with_picks and len(items) > 1,
     )
     queued = int(rows[0]["queued"]) if rows else 0
     last_seqs = {r["client_id"]: r["last_seq"] for r in rows}
-    picks = {r["client_id"]: r["ords"] for r in rows} if with_picks else None
+    picks: dict[str, list[int]] | None = None
+    if with_picks and len(items) == 1:  # each recipient got the one item: nothing to ask
+        picks = {client: [0] for client in last_seqs}
+    elif with_picks:
+        picks = {r["client_id"]: r["ords"] for r in rows}
     return Written(last_seqs, queued, positions, picks)
 
 
