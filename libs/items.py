@@ -88,7 +88,9 @@ class Wake(msgspec.Struct, array_like=True):
     ``recheck`` asks every gateway to read each parked poll's queue again and to
     forget what it knows of queues' tips: sent by a fanout worker that starts on a
     partition or reconnects, as the wakes of an owner that died between its
-    commit and its wake, or of a link that broke, never came.
+    commit and its wake, or of a link that broke, never came. A wake of no
+    clients is a heartbeat: every fanout worker sends one each ``HEARTBEAT``
+    seconds, so a gateway knows that wakes reach it.
     """
 
     clients: list[tuple[str, int]]
@@ -97,6 +99,7 @@ class Wake(msgspec.Struct, array_like=True):
     recheck: bool = False
 
 
+HEARTBEAT = 1.0  # seconds between two heartbeats of a fanout worker on the wake subject
 WAKE_CHUNK = 2000  # clients per wake message
 WAKE_ITEMS = 16  # items a wake carries at most …
 WAKE_ITEM_BYTES = 65_536  # … and their encoded size at most

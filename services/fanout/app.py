@@ -19,6 +19,7 @@ from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Un
 from libs.db import Conn
 from libs.events import AnyEvent, MessageChange, decode_event
 from libs.items import (
+    HEARTBEAT,
     WAKE_CHUNK,
     WAKE_ITEM_BYTES,
     WAKE_ITEMS,
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 _wake_encoder = msgspec.json.Encoder()
 _RECHECK = _wake_encoder.encode(Wake([], recheck=True))
+_HEARTBEAT = _wake_encoder.encode(Wake([]))
 
 
 class DeliveryProjection:
@@ -118,6 +120,17 @@ class DeliveryProjection:
             delivery.data,
             error,
         )
+
+    async def heartbeat(self, stop: asyncio.Event) -> None:
+        """A wake of no clients each ``HEARTBEAT`` s: gateways trust what wakes told
+        them only while they hear wakes (see ``services.gateway.longpoll``)."""
+        while not stop.is_set():
+            try:
+                await self.nc.publish(self.wake_subject, _HEARTBEAT)
+            except nats.errors.Error as error:
+                log.warning("heartbeat not published", error=repr(error))
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT)
 
     async def publish_recheck(self) -> None:
         """Ask every gateway to read its parked polls' queues again (see ``Wake``).
@@ -244,6 +257,7 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
         lifecycle.started()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ownership.run(stop))
+            tasks.create_task(live.heartbeat(stop))
             tasks.create_task(_trim_loop(pool, stop, trim_interval, settings.max_history))
             tasks.create_task(
                 metrics.watch_lag(js, settings.stream_name, lambda: ownership.owned, stop)

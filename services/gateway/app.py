@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -203,9 +204,10 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         hub = WaiterHub()
 
         async def reconnected() -> None:
-            hub.recheck()  # wakes published while the link was down never came
+            hub.lost()  # wakes published while the link was down never came ...
+            hub.heard_now(time.monotonic())  # ... and reach us again: every parked poll reads
 
-        nc = await bus.connect(settings.nats(), "chinwag-gateway", reconnected, hub.forget)
+        nc = await bus.connect(settings.nats(), "chinwag-gateway", reconnected, hub.lost)
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
         await bus.ensure_stream(js, settings)
@@ -216,6 +218,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
                 hub.on_wake_message(msg.data)
 
         await nc.subscribe(subjects.wake, cb=on_wake)
+        await nc.flush()  # subscribed at the server before any poll relies on wakes
         gateway = Gateway(
             settings=settings,
             pool=pool,
@@ -243,6 +246,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             asyncio.create_task(_prune_keys(pool, settings.idempotency_ttl, stop)),
             asyncio.create_task(_expire_sessions(gateway, stop)),
             asyncio.create_task(gauges.watch_counts(pool, stop)),
+            asyncio.create_task(hub.watch(stop)),
         ]
         try:
             yield gateway

@@ -12,7 +12,11 @@ and so does every wake seen while the NATS link stays up; a poll that is
 level with its client's tip needs no read before it parks. Anything that may
 have lost a wake (a disconnect, a dropped message, a fanout that took over a
 partition) forgets every tip, and a poll that times out forgets its own: a lost
-wake delays an item by one poll's timeout at most, as it did before. With the
+wake delays an item by one poll's timeout at most, as it did before. Tips are
+trusted only while wakes are heard: fanout workers send a heartbeat each
+second, and after ``STALE`` seconds of silence, or from a disconnect until the
+link is back, the hub uses no tip and learns none, and parked polls read their
+queues again; polls read as they did before tips. With the
 tip, the hub keeps the client's newest items that wakes carried (``KEPT`` at
 most, shared between clients): a poll that finds all it lacks there is answered
 without reading the queue either.
@@ -21,11 +25,13 @@ without reading the queue either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 
 import msgspec
 import structlog
+from prometheus_client import Gauge
 
 from libs import telemetry
 from libs.items import Wake, page_json
@@ -35,6 +41,12 @@ log = structlog.get_logger(__name__)
 _decoder = msgspec.json.Decoder(Wake)
 
 KEPT = 32  # carried items kept per client with a known tip
+STALE = 3.0  # seconds without a wake or heartbeat after which no tip is trusted
+
+HEARD = Gauge(
+    "chinwag_gateway_wakes_heard",
+    "1 while wakes or fanout's heartbeats reach this gateway; 0 after a disconnect or a silence",
+)
 
 
 class _Tip:
@@ -101,6 +113,9 @@ class WaiterHub:
         self._tips: dict[str, _Tip] = {}
         self.max_tips = max_tips
         self.epoch = 0  # moves on whenever wakes may have been lost
+        self.stale = False  # True while wakes may not reach this process: no tip is trusted
+        self.heard = time.monotonic()  # of the last wake or heartbeat (or of subscribing)
+        HEARD.set(1)
         self.closing = False
 
     def register(self, client_id: str, after: int, limit: int = 100) -> Waiter:
@@ -145,19 +160,19 @@ class WaiterHub:
     def tip(self, client_id: str) -> int | None:
         """A seq the client's queue holds nothing past but items whose wakes are on
         their way, or None when this process does not know one."""
-        tip = self._tips.get(client_id)
+        tip = None if self.stale else self._tips.get(client_id)
         return None if tip is None else tip.seq
 
     def kept(self, client_id: str, after: int, limit: int) -> bytes | None:
         """The answer to a poll past ``after`` from carried items alone, when they hold
         every item up to the tip (or ``limit`` of them); None otherwise."""
-        tip = self._tips.get(client_id)
+        tip = None if self.stale else self._tips.get(client_id)
         return None if tip is None or tip.seq <= after else tip.page(after, limit)
 
     def learn(self, waiter: Waiter, bound: int) -> None:
         """A poll read its client's queue after registering ``waiter`` and found nothing
         past ``bound`` (or skipped the read, level with the tip)."""
-        if waiter.epoch != self.epoch:
+        if waiter.epoch != self.epoch or self.stale:
             return  # wakes may have been lost since the read
         seq = max(bound, waiter.seen)
         known = self._tips.get(waiter.client_id)
@@ -176,6 +191,29 @@ class WaiterHub:
         self._tips.clear()
         self.epoch += 1
 
+    def lost(self) -> None:
+        """Wakes cannot reach this process now (the NATS link is down): trust no tip
+        until they are heard again."""
+        self.stale = True
+        HEARD.set(0)
+        self.forget()
+
+    def check(self, now: float) -> None:
+        """Called every second: silence past ``STALE`` means wakes may be lost without
+        a disconnect to say so; parked polls read their queues again."""
+        if not self.stale and now - self.heard > STALE:
+            log.warning("no wakes heard; long-polls read their queues", silent_s=now - self.heard)
+            self.stale = True
+            HEARD.set(0)
+            self.recheck()
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """``check`` every second until ``stop``."""
+        while not stop.is_set():
+            self.check(time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+
     def recheck(self) -> None:
         """Wakes may have been missed (the NATS link was down): every parked poll reads
         its queue again now, answering with what it finds, or else waiting on."""
@@ -192,12 +230,22 @@ class WaiterHub:
             for waiter in waiters:
                 waiter.event.set()
 
+    def heard_now(self, now: float) -> None:
+        """A wake or heartbeat arrived: wakes reach this process. After a silence,
+        wakes of the silent time may be lost: parked polls read again."""
+        self.heard = now
+        if self.stale:
+            self.stale = False
+            HEARD.set(1)
+            self.recheck()
+
     def on_wake_message(self, data: bytes) -> None:
         try:
             wake = _decoder.decode(data)
         except msgspec.DecodeError:
             log.warning("undecodable wake message")
             return
+        self.heard_now(time.monotonic())
         if wake.recheck:
             self.recheck()
             return

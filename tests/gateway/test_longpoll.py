@@ -3,7 +3,7 @@ from __future__ import annotations
 import msgspec
 
 from libs.items import Wake
-from services.gateway.longpoll import KEPT, WaiterHub
+from services.gateway.longpoll import KEPT, STALE, WaiterHub
 
 
 async def test_a_wake_between_the_read_and_the_wait_is_not_lost() -> None:
@@ -175,3 +175,30 @@ async def test_a_wake_that_carries_nothing_drops_the_kept_items() -> None:
     # An edit of item 1 is not carried: a poll for 1 and 2 reads them as they are now.
     hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 3)])))
     assert hub.kept("c1", 0, 2) is None
+
+
+async def test_after_a_silence_no_tip_is_trusted_until_wakes_come_again() -> None:
+    hub = WaiterHub()
+    hub.heard_now(100.0)
+    hub.learn(hub.register("c1", after=1), 1)
+    hub.check(100.0 + STALE / 2)
+    assert hub.tip("c1") == 1
+    parked = hub.register("c2", after=0)
+    hub.check(100.0 + STALE + 1)  # silence: wakes may be lost without a disconnect
+    assert hub.tip("c1") is None and await parked.wait(0) and parked.rechecked
+    hub.learn(hub.register("c1", after=1), 1)
+    assert hub.tip("c1") is None  # not while silent
+    again = hub.register("c3", after=0)
+    hub.heard_now(200.0)  # heard again: what the silence lost is read
+    assert await again.wait(0) and again.rechecked
+    hub.learn(hub.register("c1", after=1), 1)
+    assert hub.tip("c1") == 1
+
+
+async def test_a_disconnect_trusts_no_tip_until_wakes_come_again() -> None:
+    hub = WaiterHub()
+    hub.learn(hub.register("c1", after=1), 1)
+    hub.lost()
+    assert hub.tip("c1") is None
+    hub.learn(hub.register("c1", after=1), 1)  # a read while the link is down
+    assert hub.tip("c1") is None
