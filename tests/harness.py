@@ -210,6 +210,17 @@ class ApiClient:
         assert response.status_code == 200, response.text
         return response.json()
 
+    async def parked(
+        self, after: int | None = None, timeout: float = 30
+    ) -> asyncio.Task[httpx.Response]:
+        """A long-poll of this client's queue, started and parked on a gateway of this
+        process: its task, answered with the raw response."""
+        waiting = polls_waiting()
+        params = {"after": self.seen if after is None else after, "timeout": timeout}
+        task = asyncio.create_task(self.http.get("/api/v1/messages", params=params))
+        await until_parked(waiting, f"{self.nick}'s poll to park")
+        return task
+
     async def receive(self, count: int, deadline: float = 20.0) -> list[dict[str, Any]]:
         """Long-poll until ``count`` more items have arrived; checks seq is gap-free."""
         got: list[dict[str, Any]] = []

@@ -26,9 +26,7 @@ from tests.harness import (
     System,
     close,
     people,
-    polls_waiting,
     texts,
-    until_parked,
 )
 
 META: dict[str, Any] = {"nested": {"z": [1, 2.5, None, True], "a": "ünï"}, "n": -7}
@@ -87,16 +85,13 @@ async def test_a_nick_change_and_an_expiry_reach_every_gateway_at_once(system: S
 
 
 async def test_an_answer_carried_by_a_wake_is_the_answer_the_queue_gives(system: System) -> None:
-    alice = await ApiClient.create(system.base_url, "alice")
-    bob = await ApiClient.create(system.base_url, "bob")
+    alice, bob = await people(system, "alice", "bob")
     await alice.join("#w")
     await bob.join("#w")
     await bob.receive(1)
     for round_ in range(3):
         before = bob.seen
-        waiting = polls_waiting()
-        parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(before, 10)))
-        await until_parked(waiting, "bob's poll to park")
+        parked = await bob.parked(before, 10)
         await alice.ok("PRIVMSG", to="#w", body=[f"line {round_}"], meta=META)
         carried = await parked
         again = await bob.http.get("/api/v1/messages", params=_after(before, 0))
@@ -111,8 +106,7 @@ async def test_an_answer_carried_by_a_wake_is_the_answer_the_queue_gives(system:
 
 
 async def test_a_batch_too_big_to_carry_is_read_from_the_queue(system: System) -> None:
-    alice = await ApiClient.create(system.base_url, "alice")
-    bob = await ApiClient.create(system.base_url, "bob")
+    alice, bob = await people(system, "alice", "bob")
     await alice.join("#big")
     await bob.join("#big")
     await bob.receive(1)
@@ -121,9 +115,7 @@ async def test_a_batch_too_big_to_carry_is_read_from_the_queue(system: System) -
     for n in range(count):
         await alice.ok("PRIVMSG", to="#big", body=[f"b{n}"])
     before = bob.seen
-    waiting = polls_waiting()
-    parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(before, 20)))
-    await until_parked(waiting, "bob's poll to park")
+    parked = await bob.parked(before, 20)
     system.start("fanout")  # … and are projected in one batch
     page = (await parked).json()
     assert [i["seq"] for i in page["messages"]] == list(range(before + 1, before + 1 + count))
@@ -158,9 +150,8 @@ async def test_a_poll_level_with_its_tip_parks_without_reading(system: System) -
     await bob.join("#t")
     await bob.receive(1)  # the read taught the gateway bob's tip
     for n in range(5):
-        skipped, waiting = _skipped(), polls_waiting()
-        parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(bob.seen, 20)))
-        await until_parked(waiting, "bob's poll to park")
+        skipped = _skipped()
+        parked = await bob.parked(timeout=20)
         await alice.say("#t", f"line {n}")
         page = (await parked).json()
         assert [i["seq"] for i in page["messages"]] == [bob.seen + 1]
@@ -228,9 +219,8 @@ async def test_a_recheck_from_a_starting_fanout_brings_an_item_whose_wake_was_lo
     monkeypatch.setattr(DeliveryProjection, "publish_wakes", drop)
     await alice.say("#l", "never woken")
     await asyncio.wait_for(lost.wait(), 20)
-    skipped, waiting = _skipped(), polls_waiting()
-    parked = asyncio.create_task(bob.http.get("/api/v1/messages", params=_after(bob.seen, 60)))
-    await until_parked(waiting, "bob's poll to park")
+    skipped = _skipped()
+    parked = await bob.parked(timeout=60)
     assert _skipped() == skipped + 1  # level with the tip it knows, it did not read
     monkeypatch.undo()
     await system.stop("fanout")
