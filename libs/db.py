@@ -100,6 +100,19 @@ TRANSIENT: tuple[type[Exception], ...] = (
 )
 
 
+def store_down(error: BaseException) -> bool:
+    """Whether ``error`` says the database is unreachable or busy, so that the same
+    statement may well pass later. Some of ``TRANSIENT``'s classes are a statement's
+    own doing: a value the client could not encode (``InterfaceError``'s subclasses;
+    a plain one is a closed or busy connection) and a statement cancelled by its
+    timeout (``QueryCanceledError``). Retried as they are, they fail for ever."""
+    if not isinstance(error, TRANSIENT):
+        return False
+    if isinstance(error, asyncpg.InterfaceError) and type(error) is not asyncpg.InterfaceError:
+        return False
+    return not isinstance(error, asyncpg.exceptions.QueryCanceledError)
+
+
 # Anything a query can fail with: the statement's fault, or the connection's.
 ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, *TRANSIENT)
 

@@ -56,8 +56,10 @@ class DeliveryProjection:
     async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
         try:
             return await self._apply(partition, after, batch)
-        except db.TRANSIENT as error:  # the store is down, not the events at fault
-            raise Unavailable(repr(error)) from error
+        except db.TRANSIENT as error:
+            if not db.store_down(error):
+                raise  # the batch's own fault: retried, then parked
+            raise Unavailable(repr(error)) from error  # the store is down: retried, never parked
 
     async def _apply(
         self, partition: int, after: int, batch: Sequence[Delivery]

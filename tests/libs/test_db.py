@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from libs import db
 from libs.db import migrate, migrations, pending_migrations
 from tests.conftest import _url_for
 from tests.infra import Infra
@@ -43,3 +44,22 @@ async def test_concurrent_starters_apply_each_migration_once(empty_database: str
         assert [r["version"] for r in rows] == [m.version for m in migrations()]
     finally:
         await conn.close()
+
+
+def test_a_statement_s_own_failure_is_not_taken_for_a_store_that_is_down() -> None:
+    down = [
+        ConnectionRefusedError(),
+        TimeoutError(),
+        asyncpg.InterfaceError("connection is closed"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+    ]
+    own = [
+        asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+        asyncpg.exceptions._base.DataError("invalid input for query argument $1"),
+        asyncpg.exceptions.UniqueViolationError("duplicate key"),
+        ValueError("not a database error"),
+    ]
+    assert [db.store_down(e) for e in down] == [True] * len(down)
+    assert [db.store_down(e) for e in own] == [False] * len(own)
