@@ -97,6 +97,7 @@ class Wake(msgspec.Struct, array_like=True):
     items: list[msgspec.Raw] = []
     picks: list[list[int]] = []
     recheck: bool = False
+    rewrote: bool = False  # the batch edited or deleted items: gateways drop the ones they keep
 
 
 HEARTBEAT = 1.0  # seconds between two heartbeats of a fanout worker on the wake subject

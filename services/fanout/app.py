@@ -81,10 +81,10 @@ class DeliveryProjection:
             fresh = await extras.admit(conn, [e for e in events if e.event_id not in done])
             cut = segments(fresh)
             # Changes to messages (edits, deletes …) rewrite items after they are written:
-            # a wake carries items only when the batch leaves them as written.
-            carry = sum(len(segment.items) for segment in cut) <= WAKE_ITEMS and not any(
-                isinstance(e, MessageChange) for e in fresh
-            )
+            # a wake carries items only when the batch leaves them as written, and one
+            # that rewrites tells every gateway to drop the items it keeps.
+            rewrote = any(isinstance(e, MessageChange) for e in fresh)
+            carry = sum(len(segment.items) for segment in cut) <= WAKE_ITEMS and not rewrote
             for segment in cut:
                 await store.apply_changes(conn, segment.before)
                 written = await store.write_items(conn, segment.items, with_picks=carry)
@@ -106,9 +106,9 @@ class DeliveryProjection:
         )
 
         async def wake() -> None:
-            await self.publish_wakes(woken, carried if carry else None)
+            await self.publish_wakes(woken, carried if carry else None, rewrote)
 
-        return wake if woken else None
+        return wake if woken or rewrote else None
 
     async def park(self, partition: int, delivery: Delivery, error: str) -> None:
         log.error("event parked as poison", seq=delivery.stream_seq, error=error)
@@ -143,15 +143,18 @@ class DeliveryProjection:
         except nats.errors.Error as error:
             log.warning("recheck not published", error=repr(error))
 
-    async def publish_wakes(self, woken: dict[str, int], carried: _Carried | None = None) -> None:
+    async def publish_wakes(
+        self, woken: dict[str, int], carried: _Carried | None = None, rewrote: bool = False
+    ) -> None:
         pairs = list(woken.items())
         if carried is not None and carried.size > WAKE_ITEM_BYTES:
             carried = None
         items = [msgspec.Raw(item) for item in carried.items] if carried is not None else []
-        for start in range(0, len(pairs), WAKE_CHUNK):
+        # At least one message when the batch rewrote items, were it to wake no client.
+        for start in range(0, max(len(pairs), rewrote), WAKE_CHUNK):
             chunk = pairs[start : start + WAKE_CHUNK]
             picks = [carried.picks.get(c, []) for c, _ in chunk] if carried is not None else []
-            wake = Wake(clients=chunk, items=items, picks=picks)
+            wake = Wake(clients=chunk, items=items, picks=picks, rewrote=rewrote)
             await telemetry.publish(self.nc, self.wake_subject, _wake_encoder.encode(wake))
 
 

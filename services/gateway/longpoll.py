@@ -70,6 +70,10 @@ class _Tip:
             self.first += len(self.items) - KEPT
             del self.items[:-KEPT]
 
+    def drop(self) -> None:
+        """Keep no item: what a poll lacks is read."""
+        self.first, self.items = self.seq + 1, []
+
     def page(self, after: int, limit: int) -> bytes | None:
         """The answer to a poll after ``after``, when every item it lacks is kept."""
         end = min(self.seq, after + limit)
@@ -249,6 +253,9 @@ class WaiterHub:
         if wake.recheck:
             self.recheck()
             return
+        if wake.rewrote:  # a kept item may be another client's too: drop them all
+            for kept in self._tips.values():
+                kept.drop()
         carried = len(wake.picks) == len(wake.clients) and bool(wake.items)
         items = [bytes(item) for item in wake.items] if carried else None
         waiters, tips = self._waiters, self._tips
@@ -258,8 +265,8 @@ class WaiterHub:
                 tip.seq = seq
                 if items is not None:
                     tip.carried(seq, [items[i] for i in wake.picks[index]])
-                else:  # a batch too big to carry, or one that rewrote items: read them
-                    tip.first, tip.items = seq + 1, []
+                else:  # a batch too big to carry
+                    tip.drop()
             if client_id in waiters:
                 self.wake(client_id, seq, wake.picks[index] if carried else None, items)
 

@@ -202,3 +202,16 @@ async def test_a_disconnect_trusts_no_tip_until_wakes_come_again() -> None:
     assert hub.tip("c1") is None
     hub.learn(hub.register("c1", after=1), 1)  # a read while the link is down
     assert hub.tip("c1") is None
+
+
+async def test_a_batch_that_rewrote_items_drops_every_client_s_kept_items() -> None:
+    hub = WaiterHub()
+    for client in ("c1", "c2"):
+        hub.learn(hub.register(client, after=0), 0)
+    hub.on_wake_message(_carried([("c1", 1), ("c2", 1)], [b'{"pos":1}'], [[0], [0]]))
+    assert hub.kept("c2", 0, 10) is not None
+    # A delete of that item reached c1 only (c2 has left the channel since):
+    hub.on_wake_message(msgspec.json.encode(Wake(clients=[("c1", 2)], rewrote=True)))
+    assert hub.kept("c1", 0, 10) is None
+    assert hub.kept("c2", 0, 10) is None  # c2 reads the item as it is now
+    assert hub.tip("c2") == 1

@@ -16,10 +16,14 @@ import asyncio
 from typing import Any
 
 import httpx
+import msgspec
+import nats
 import pytest
+from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
-from libs.items import WAKE_ITEMS
+from libs.items import WAKE_ITEMS, Wake
+from libs.subjects import Subjects
 from services.fanout.app import DeliveryProjection
 from tests.harness import (
     ApiClient,
@@ -229,6 +233,29 @@ async def test_a_recheck_from_a_starting_fanout_brings_an_item_whose_wake_was_lo
     assert texts(page["messages"]) == ["never woken"]
     await alice.close()
     await bob.close()
+
+
+async def test_a_batch_that_rewrites_an_item_tells_every_gateway(system: System) -> None:
+    """Kept items of clients the batch does not wake (they left) go too (test_longpoll)."""
+    wakes: list[Wake] = []
+
+    async def heard(msg: Msg) -> None:
+        wakes.append(msgspec.json.decode(msg.data, type=Wake))
+
+    nc = await nats.connect(system.settings.nats())
+    subjects = Subjects(system.settings.subject_prefix, system.settings.partitions)
+    await nc.subscribe(subjects.wake, cb=heard)
+    (alice,) = await people(system, "alice")
+    await alice.join("#r")
+    line = (await alice.say("#r", "oops"))["id"]
+    await alice.receive_until(lambda i: i["command"] == "PRIVMSG")
+    assert not any(w.rewrote for w in wakes)
+    await alice.ok("DELETE", to="#r", params=[line])
+    await alice.receive_until(lambda i: i["command"] == "DELETE")
+    await nc.flush()
+    assert any(w.rewrote and w.clients for w in wakes)
+    await nc.close()
+    await alice.close()
 
 
 def _skipped(answer: str = "park") -> float:
