@@ -28,7 +28,8 @@ REFRESH = 10.0  # seconds after which a poll that moves no cursor marks its clie
 RETRIES = 3  # attempts at a statement that lost a deadlock
 # Seconds a statement waits for more polls to join it. The answers to one wake
 # come back as re-polls over a few ms: at 20 sends/s to 100 receivers this cut
-# the gateway's CPU per delivery by a fifth, and no parked poll waits for it.
+# the gateway's CPU per delivery by a fifth. A poll that parks does not wait for
+# it; one answered at once (rows found, or kept items) waits this much longer.
 LINGER = 0.002
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
+import nats.errors
 import structlog
 import uvicorn
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -205,7 +206,9 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
 
         async def reconnected() -> None:
             hub.lost()  # wakes published while the link was down never came ...
-            hub.heard_now(time.monotonic())  # ... and reach us again: every parked poll reads
+            with contextlib.suppress(nats.errors.Error):
+                await nc.flush()  # ... the renewed subscription is at the server ...
+            hub.heard_now(time.monotonic())  # ... and they reach us again: every parked poll reads
 
         nc = await bus.connect(settings.nats(), "chinwag-gateway", reconnected, hub.lost)
         stack.push_async_callback(nc.drain)
