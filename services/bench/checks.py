@@ -33,11 +33,17 @@ def mark(run: str, sender: int, n: int, intended: float) -> dict[str, Any]:
     return {"bench": [run, sender, n, intended]}
 
 
+def target_name(to: str, sender: str) -> str:
+    """The target a line to ``to`` by ``sender`` belongs to: its channel, or the
+    unordered pair of a DM's nicks."""
+    if to.startswith("#"):
+        return to.lower()
+    return "|".join(sorted((sender.lower(), to.lower())))
+
+
 def target_of(item: Item) -> str:
-    """The target an item belongs to: its channel, or the unordered pair of a DM's nicks."""
-    if item.to.startswith("#"):
-        return item.to.lower()
-    return "|".join(sorted((item.from_.lower(), item.to.lower())))
+    """The target an item belongs to (``target_name``)."""
+    return target_name(item.to, item.from_)
 
 
 @dataclass
@@ -250,7 +256,10 @@ def check_history(
     """
     acked: dict[str, set[str]] = {}
     maybe: dict[str, set[str]] = {}
+    problems: list[str] = []
     for send in sends:
+        if send.outcome != "failed" and send.target not in recipients:
+            problems.append(f"{send.key}: its target {send.target} has no recipients to check")
         if send.outcome == "acked":
             acked.setdefault(send.target, set()).add(send.key)
         elif send.outcome == "unknown":
@@ -280,4 +289,5 @@ def check_history(
                 f"{target}: {len(partial)} unknown sends reached only some recipients, "
                 f"e.g. {partial[:_SHOWN]}"
             )
+    found.problems.extend(problems[:_SHOWN])
     return found

@@ -25,10 +25,6 @@ class Proxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
-    @property
-    def is_open(self) -> bool:
-        return self._server is not None
-
     def url(self, scheme: str = "nats") -> str:
         return f"{scheme}://{HOST}:{self.port}"
 

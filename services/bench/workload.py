@@ -32,6 +32,7 @@ from services.bench.checks import (
     check_history,
     mark,
     send_key,
+    target_name,
 )
 from services.bench.client import Api, BenchError, Member, answer_id
 
@@ -137,7 +138,7 @@ class Workload:
         for user in self.users:
             for target in user.targets:
                 if not target.startswith("#"):
-                    found[_pair(user.nick, target)] = names[user.nick] + names[target]
+                    found[target_name(target, user.nick)] = names[user.nick] + names[target]
         return found
 
     def listen(self) -> None:
@@ -190,7 +191,7 @@ class Workload:
         while not stop.is_set():
             n += 1
             to = user.targets[n % len(user.targets)]
-            target = to.lower() if to.startswith("#") else _pair(user.nick, to)
+            target = target_name(to, user.nick)
             op = Op(index, n, target, to, time.monotonic())
             self.ops.append(op)
             payload: dict[str, Any] = {
@@ -275,10 +276,6 @@ class Workload:
         if any(t is None for t in times):
             return None
         return max(t for t in times if t is not None)
-
-
-def _pair(a: str, b: str) -> str:
-    return "|".join(sorted((a.lower(), b.lower())))
 
 
 def recovery(workload: Workload, repaired: float) -> float | None:

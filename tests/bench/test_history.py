@@ -150,3 +150,11 @@ def test_sends_on_different_targets_may_interleave_in_any_order() -> None:
     pages = {name: [dm, room] for name in RECIPIENTS[ROOM]}
     result = check(pages, sends)
     assert result.ok, result.problems
+
+
+def test_an_acknowledged_send_to_a_target_nobody_is_checked_for_fails() -> None:
+    pages = {name: CLEAN for name in RECIPIENTS[ROOM]}
+    result = check(pages, [*CLEAN_SENDS, send(0, 3, target="#elsewhere")])
+    assert not result.ok
+    assert any("#elsewhere" in problem for problem in result.problems)
+    assert check(pages, [*CLEAN_SENDS, send(0, 3, "failed", target="#elsewhere")]).ok
