@@ -490,8 +490,8 @@ def _install_routes(app: FastAPI) -> None:
         caller: CallerDep,
         gw: GatewayDep,
         after: Position = 0,
-        timeout: Annotated[float, Query(ge=0, le=60)] = 15,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        timeout: Annotated[float, Query(ge=0, le=polls.MAX_TIMEOUT)] = polls.DEFAULT_TIMEOUT,
+        limit: Annotated[int, Query(ge=1, le=polls.MAX_LIMIT)] = polls.DEFAULT_LIMIT,
     ) -> Response:
         """Items of this client's queue with seq > ``after``, waiting up to ``timeout`` s.
 

@@ -31,14 +31,17 @@ from services.gateway import auth, store
 from services.gateway.acks import Acknowledgements
 from services.gateway.callers import Callers, Client
 from services.gateway.ephemeral import EphemeralHub, Notice
-from services.gateway.longpoll import WaiterHub
+from services.gateway.longpoll import Waiter, WaiterHub
 from services.gateway.models import MAX_POSITION
 
 log = structlog.get_logger(__name__)
 
 PATH = "/api/v1/messages"
+# The route's query parameters, as GET /api/v1/messages documents them (app.poll).
 MAX_TIMEOUT = 60.0
 MAX_LIMIT = 1000
+DEFAULT_TIMEOUT = 15.0
+DEFAULT_LIMIT = 100
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -105,8 +108,7 @@ async def answer(
             # statement recording the cursor checks the token instead.
             READS_SKIPPED.labels("park" if kept is None else "kept").inc()
             if client_id not in await _written(acknowledged):
-                gw.hub.forget(waiter.client_id)
-                raise errors.unauthorized()
+                raise _revoked(gw, waiter)
             bound = after
             if kept is not None:
                 waiter.page = kept
@@ -115,11 +117,10 @@ async def answer(
         else:
             checked = await store.queue_of_token(gw.pool, client_id, token_hash, after, limit)
             if checked is None:
-                gw.hub.forget(waiter.client_id)
-                raise errors.unauthorized()
+                raise _revoked(gw, waiter)
             rows = checked
-        if bound is None and len(rows) < limit:
-            bound = rows[-1]["seq"] if rows else after
+        if bound is None:
+            bound = _bound(rows, after, limit)
         deadline = time.monotonic() + timeout
         while not rows and waiter.page is None and timeout > 0:
             if not await waiter.wait(deadline - time.monotonic()):
@@ -139,7 +140,7 @@ async def answer(
                 waiter.event.clear()
             with telemetry.resumed("long-poll answer", waiter.woken_by):
                 rows = await store.queue_after(gw.pool, client_id, after, limit)
-            bound = (rows[-1]["seq"] if rows else after) if len(rows) < limit else None
+            bound = _bound(rows, after, limit)
             if rows or not rechecked or gw.hub.closing or gw.notices.waiting(client_id):
                 break
         if waiter.woken_at is not None:
@@ -162,6 +163,20 @@ async def answer(
         ephemeral=notices,
     )
     return _encoder.encode(page)
+
+
+def _bound(rows: list[asyncpg.Record], after: int, limit: int) -> int | None:
+    """What a read of the queue after ``after`` says it holds nothing past: None when
+    it filled its page, and more may follow."""
+    if len(rows) >= limit:
+        return None
+    return int(rows[-1]["seq"]) if rows else after
+
+
+def _revoked(gw: Polling, waiter: Waiter) -> ChatError:
+    """The 401 of a poll whose token is no longer its client's."""
+    gw.hub.forget(waiter.client_id)
+    return errors.unauthorized()
 
 
 async def _written(acknowledged: asyncio.Future[frozenset[uuid.UUID]]) -> frozenset[uuid.UUID]:
@@ -257,9 +272,9 @@ def _parameters(query: bytes) -> tuple[int, float, int]:
     else:  # the usual ``after=N&timeout=T``: nothing to unquote
         values = dict(part.partition("=")[::2] for part in decoded.split("&") if part)
     after = _integer(values, "after", 0, 0, MAX_POSITION)
-    limit = _integer(values, "limit", 100, 1, MAX_LIMIT)
+    limit = _integer(values, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     text = values.get("timeout")
-    timeout = 15.0
+    timeout = DEFAULT_TIMEOUT
     if text is not None:
         try:
             timeout = float(text)
