@@ -132,7 +132,22 @@ class Listening:
                 self.errors.append(
                     f"{len(pending)} receivers had no end marker after {deadline:g} s"
                 )
-        return time.monotonic() - start
+        waited = time.monotonic() - start
+        await self._last_look()
+        return waited
+
+    async def _last_look(self) -> None:
+        """One more read of each queue that had the end marker: anything after it (a
+        duplicate, a stray) is a problem its receiver reports."""
+        for member, receiver in zip(self.room.members, self.receivers, strict=True):
+            if not receiver.ended:
+                continue
+            try:
+                page = await self.room.api.poll(member, receiver.seen, 0)
+            except (BenchError, aiohttp.ClientError, OSError, TimeoutError) as error:
+                self.errors.append(f"{member.nick}: last look: {error!r}")
+                continue
+            receiver.accept(page.messages, time.monotonic())
 
 
 @dataclass
