@@ -114,12 +114,15 @@ class Sampler:
 
     def rss(self, role: str) -> int:
         """Bytes of RSS of the processes that play ``role`` right now."""
-        total = 0
-        for process, found in self._processes():
-            if found == role:
-                with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                    total += process.memory_info().rss
-        return total
+        return self.rss_by_role().get(role, 0)
+
+    def rss_by_role(self) -> dict[str, int]:
+        """Bytes of RSS of each role's processes right now, from one listing of them."""
+        totals: defaultdict[str, int] = defaultdict(int)
+        for process, role in self._processes():
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                totals[role] += process.memory_info().rss
+        return dict(totals)
 
     def _processes(self) -> Iterator[tuple[psutil.Process, str]]:
         try:

@@ -152,8 +152,9 @@ async def memory_soak(base: Path, minutes: float) -> Memory:
                 say(f"memory soak: {minutes:g} minutes of checked sends and churn")
                 end = time.monotonic() + minutes * 60
                 while time.monotonic() < end:
+                    rss = sampler.rss_by_role()  # one listing of the processes per sample
                     for role in samples:
-                        samples[role].append(round(sampler.rss(role) / 2**20, 1))
+                        samples[role].append(round(rss.get(role, 0) / 2**20, 1))
                     await asyncio.wait({load}, timeout=SAMPLE_EVERY)
                     if load.done():
                         load.result()
