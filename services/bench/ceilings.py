@@ -6,18 +6,17 @@
   and pipelined (100 in flight), to a scratch stream on the same server.
 - HTTP: a bare ASGI app under uvicorn answering an empty long-poll page at
   once, and the gateway answering a real empty long-poll (``timeout=0``),
-  both loaded by the same aiohttp client.
+  both loaded by the long-polls' own client; the bare app by aiohttp's too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,14 +29,13 @@ from nats.js.api import StorageType, StreamConfig
 from libs.bus import MSG_ID_HEADER
 from libs.embedded import free_port
 from libs.events import MessagePosted, encode_event, utcnow
-from services.bench.client import Api, BenchError, Member
+from services.bench.client import Api, BenchError, Line, Member
 from services.bench.procs import Sampler
 from services.bench.stats import rate
 
 _BATCH = 10_000  # rows per insert statement
 _CLIENTS = 100  # distinct client ids per connection, as in a 100-member room
 EMPTY_POLL = "/api/v1/messages?after=0&timeout=0"
-_LENGTH = re.compile(rb"(?i)content-length:\s*(\d+)")
 
 
 async def pg_inserts(database_url: str, seconds: float, connections: int) -> dict[str, Any]:
@@ -152,26 +150,17 @@ async def js_publish(nats_url: str, seconds: float, in_flight: int) -> dict[str,
     return {"in_flight": in_flight, "published": acked, "per_s": rate(acked, elapsed)}
 
 
-async def _get_loop(host: str, port: int, request: bytes, end: float) -> int:
+async def _get_loop(line: Line, target: str, headers: str, end: float) -> int:
     """Back-to-back requests on one keep-alive connection until ``end``; how many."""
-    reader, writer = await asyncio.open_connection(host, port)
     done = 0
     try:
         while time.monotonic() < end:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                status = head.split(b"\r\n", 1)[0]
-                raise BenchError(f"{status!r} from port {port}")
-            found = _LENGTH.search(head)
-            if found is None:
-                raise BenchError(f"an answer without content-length from port {port}")
-            await reader.readexactly(int(found[1]))
+            status, _ = await line.get(target, headers)
+            if status != 200:
+                raise BenchError(f"{status} from port {line.port}")
             done += 1
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        line.close()
     return done
 
 
@@ -183,23 +172,21 @@ async def http_rate(
 ) -> dict[str, Any]:
     """Answers per second to back-to-back GETs on ``concurrency`` connections.
 
-    ``request(i)`` gives connection i's path and headers. A bare HTTP/1.1
-    client on asyncio streams: it spends a fraction of what aiohttp's does per
-    request, so the server, not the client, sets the rate.
+    ``request(i)`` gives connection i's path and headers. The long-polls' own
+    client (``Line``): it spends a fraction of what aiohttp's does per request,
+    so the server, not the client, sets the rate.
     """
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
 
-    def encoded(index: int) -> bytes:
+    def loop(index: int, end: float) -> Awaitable[int]:
         path, headers = request(index)
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{lines}\r\n".encode()
+        return _get_loop(Line(host, port), path, lines, end)
 
     start = time.monotonic()
     end = start + seconds
-    counts = await asyncio.gather(
-        *(_get_loop(host, port, encoded(i), end) for i in range(concurrency))
-    )
+    counts = await asyncio.gather(*(loop(i, end) for i in range(concurrency)))
     elapsed = time.monotonic() - start
     return {"concurrency": concurrency, "answers": sum(counts), "per_s": rate(sum(counts), elapsed)}
 
@@ -207,7 +194,7 @@ async def http_rate(
 async def aiohttp_rate(
     http: aiohttp.ClientSession, url: str, seconds: float, concurrency: int
 ) -> dict[str, Any]:
-    """The same through aiohttp's client, the scenarios' own: that client's ceiling."""
+    """The same through aiohttp's client, the one commands go by: that client's ceiling."""
     end = time.monotonic() + seconds
 
     async def loop() -> int:
@@ -247,14 +234,17 @@ async def bare_asgi() -> AsyncIterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30.0
+        probe = Line("127.0.0.1", port)
         while True:
             try:
-                await http_rate(url, lambda _: (EMPTY_POLL, {}), 0.0, 1)
+                await probe.get(EMPTY_POLL)
                 break
             except OSError:
                 if process.returncode is not None or time.monotonic() > deadline:
                     raise BenchError("the bare ASGI server did not start") from None
                 await asyncio.sleep(0.05)
+            finally:
+                probe.close()
         yield url
     finally:
         if process.returncode is None:

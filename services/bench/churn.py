@@ -75,6 +75,7 @@ class Churn:
             await self._count(api.poll(member, page.last_seq, 0))  # acknowledges what it read
         for member in (first, second):
             await self._post(member, "/api/v1/logout")
+            self.api.hang_up(member)
 
     async def _count(self, call: Awaitable[T]) -> T:
         self.requests += 1

@@ -1,17 +1,22 @@
-"""The load generator's HTTP client: aiohttp, msgspec decoding, one connection per request.
+"""The load generator's HTTP client: msgspec decoding; aiohttp, and lean lines for long-polls.
 
-httpx's pool tops out near 550 requests/s here (REFERENCE.md); aiohttp's client
-with an unlimited connector keeps up with the server instead of measuring itself.
+httpx's pool tops out near 550 requests/s here (REFERENCE.md). aiohttp's client
+with an unlimited connector carries the commands, but it spends about three
+times what uvicorn does on a request (the ceilings scenario measures both), so
+long-polls, the bulk of every scenario's requests, go over a ``Line`` per member:
+one keep-alive HTTP/1.1 connection on asyncio streams, as a device would hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -66,6 +71,8 @@ _created = msgspec.json.Decoder(_Created)
 _answer = msgspec.json.Decoder(_Answer)
 _encode = msgspec.json.Encoder().encode
 _JSON = {"Content-Type": "application/json"}
+_LENGTH = re.compile(rb"(?i)\r\ncontent-length:[ \t]*(\d+)")
+_CLOSE = re.compile(rb"(?i)\r\nconnection:[ \t]*close")
 
 
 @asynccontextmanager
@@ -92,9 +99,11 @@ class Member:
     client_id: str
     seen: int = 0
     headers: dict[str, str] = field(init=False, repr=False)
+    auth: str = field(init=False, repr=False)  # the same as a raw header line
 
     def __post_init__(self) -> None:
         self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.auth = f"Authorization: Bearer {self.token}\r\n"
 
 
 @dataclass(frozen=True)
@@ -113,19 +122,88 @@ class Rejected(BenchError):
         self.retry_after = retry_after
 
 
-class Api:
-    """The public HTTP API of one gateway, spoken by many members over one aiohttp session."""
+class Line:
+    """One keep-alive HTTP/1.1 connection for GETs, on asyncio streams.
 
-    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
+    Opened on first use and again after ``KEEPALIVE`` seconds unused (the
+    server may be closing it). Any failure mid-request closes it and raises
+    ``ConnectionError``: the next request opens a new one.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._used = 0.0
+
+    async def get(self, target: str, headers: str = "") -> tuple[int, bytes]:
+        """``GET target`` with ``headers`` (raw lines, each ending CRLF): status and body."""
+        if self._streams is not None and time.monotonic() - self._used > KEEPALIVE:
+            self.close()
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        request = f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}\r\n"
+        try:
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = _LENGTH.search(head)
+            if length is None:
+                raise BenchError(f"an answer without content-length: {head[:200]!r}")
+            body = await reader.readexactly(int(length[1]))
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+            self.close()
+            raise ConnectionError(f"GET {target}: {error!r}") from error
+        except BaseException:
+            self.close()  # cancelled, timed out or refused mid-answer: the line's state is unknown
+            raise
+        if _CLOSE.search(head):
+            self.close()
+        self._used = time.monotonic()
+        return int(head[9:12]), body
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
+
+
+class Api:
+    """The public HTTP API of one gateway, spoken by many members over one aiohttp
+    session, and each member's long-polls over a ``Line`` of its own."""
+
+    def __init__(
+        self, base_url: str, http: aiohttp.ClientSession, read_timeout: float = 90.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
+        self.read_timeout = read_timeout
         self.poll_retries = 0  # polls repeated after a dropped connection
+        parts = urlsplit(self.base_url)
+        self._address = parts.hostname or "127.0.0.1", parts.port or 80
+        self._lines: dict[str, Line] = {}  # client id → its long-poll line
 
     @classmethod
     @asynccontextmanager
     async def open(cls, base_url: str, read_timeout: float = 90.0) -> AsyncIterator[Api]:
         async with session(read_timeout) as http:
-            yield cls(base_url, http)
+            api = cls(base_url, http, read_timeout)
+            try:
+                yield api
+            finally:
+                api.close()
+
+    def hang_up(self, member: Member) -> None:
+        """Close ``member``'s long-poll line: it polls no more (logged out)."""
+        line = self._lines.pop(member.client_id, None)
+        if line is not None:
+            line.close()
+
+    def close(self) -> None:
+        """Close every member's long-poll line."""
+        for line in self._lines.values():
+            line.close()
+        self._lines.clear()
 
     async def ready(self) -> bool:
         """Whether the gateway answers ``/readyz`` with 200."""
@@ -213,19 +291,20 @@ class Api:
         return Sent(_answer.decode(data).id, answered)
 
     async def poll(self, member: Member, after: int, timeout: float, limit: int = 1000) -> Page:
-        """One long-poll of ``member``'s queue, repeated if its connection drops."""
+        """One long-poll of ``member``'s queue, repeated if its connection drops or
+        the answer is later than the read timeout."""
+        line = self._lines.get(member.client_id)
+        if line is None:
+            line = self._lines[member.client_id] = Line(*self._address)
+        target = f"/api/v1/messages?after={after}&timeout={timeout:g}&limit={limit}"
         for attempt in range(1, POLL_ATTEMPTS + 1):
             try:
-                async with self.http.get(
-                    f"{self.base_url}/api/v1/messages",
-                    params={"after": after, "timeout": f"{timeout:g}", "limit": limit},
-                    headers=member.headers,
-                ) as response:
-                    data = await response.read()
-                    if response.status != 200:
-                        raise BenchError(f"poll by {member.nick}: {response.status} {data[:300]!r}")
+                async with asyncio.timeout(self.read_timeout):
+                    status, data = await line.get(target, member.auth)
+                if status != 200:
+                    raise BenchError(f"poll by {member.nick}: {status} {data[:300]!r}")
                 return _page.decode(data)
-            except aiohttp.ClientConnectionError as error:
+            except OSError as error:  # ConnectionError and TimeoutError among them
                 if attempt == POLL_ATTEMPTS:
                     raise BenchError(f"poll by {member.nick}: {error!r}") from error
                 self.poll_retries += 1

@@ -98,7 +98,7 @@ class Workload:
 
     async def setup(self, http: aiohttp.ClientSession) -> None:
         """Make the users, their clients and channels through the API."""
-        self._apis = [Api(url, http) for url in self.gateways]
+        self._apis = [Api(url, http, self.shape.poll_timeout + 10) for url in self.gateways]
         api = self._apis[0]
         shape = self.shape
         for i in range(shape.users):
@@ -169,6 +169,8 @@ class Workload:
         await asyncio.gather(*self._listeners, return_exceptions=True)
         self._listeners.clear()
         await self._last_look()
+        for api in self._apis:
+            api.close()
         return complete
 
     def verdict(self) -> Verdict:
