@@ -1,10 +1,12 @@
-"""The load generator's HTTP client: msgspec decoding; aiohttp, and lean lines for long-polls.
+"""The load generator's HTTP client: msgspec decoding; aiohttp, and lean lines.
 
 httpx's pool tops out near 550 requests/s here (REFERENCE.md). aiohttp's client
-with an unlimited connector carries the commands, but it spends about three
-times what uvicorn does on a request (the ceilings scenario measures both), so
-long-polls, the bulk of every scenario's requests, go over a ``Line`` per member:
-one keep-alive HTTP/1.1 connection on asyncio streams, as a device would hold.
+with an unlimited connector carries the setup and the rare requests, but it
+spends about three times what uvicorn does on a request (the ceilings scenario
+measures both), so long-polls and commands, the bulk of every scenario's
+requests, go over ``Line``s:
+keep-alive HTTP/1.1 connections on asyncio streams, two per member, as a device
+would hold them (the fault runs' idempotent attempts stay on aiohttp).
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ _encode = msgspec.json.Encoder().encode
 _JSON = {"Content-Type": "application/json"}
 _LENGTH = re.compile(rb"(?i)\r\ncontent-length:[ \t]*(\d+)")
 _CLOSE = re.compile(rb"(?i)\r\nconnection:[ \t]*close")
+_RETRY_AFTER = re.compile(rb"(?i)\r\nretry-after:[ \t]*([0-9.]+)")
+_JSON_LINE = "Content-Type: application/json\r\n"
 
 
 @asynccontextmanager
@@ -123,7 +127,7 @@ class Rejected(BenchError):
 
 
 class Line:
-    """One keep-alive HTTP/1.1 connection for GETs, on asyncio streams.
+    """One keep-alive HTTP/1.1 connection, on asyncio streams.
 
     Opened on first use and again after ``KEEPALIVE`` seconds unused (the
     server may be closing it). Any failure mid-request closes it and raises
@@ -138,29 +142,38 @@ class Line:
 
     async def get(self, target: str, headers: str = "") -> tuple[int, bytes]:
         """``GET target`` with ``headers`` (raw lines, each ending CRLF): status and body."""
+        status, _, body = await self.request("GET", target, headers)
+        return status, body
+
+    async def request(
+        self, method: str, target: str, headers: str = "", body: bytes = b""
+    ) -> tuple[int, bytes, bytes]:
+        """One request: the answer's status, head (status line and headers) and body."""
         if self._streams is not None and time.monotonic() - self._used > KEEPALIVE:
             self.close()
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._streams
-        request = f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}\r\n"
+        if body:
+            headers = f"{headers}Content-Length: {len(body)}\r\n"
+        request = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}\r\n"
         try:
-            writer.write(request.encode())
+            writer.write(request.encode() + body)
             head = await reader.readuntil(b"\r\n\r\n")
             length = _LENGTH.search(head)
             if length is None:
                 raise BenchError(f"an answer without content-length: {head[:200]!r}")
-            body = await reader.readexactly(int(length[1]))
+            answer = await reader.readexactly(int(length[1]))
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
             self.close()
-            raise ConnectionError(f"GET {target}: {error!r}") from error
+            raise ConnectionError(f"{method} {target}: {error!r}") from error
         except BaseException:
             self.close()  # cancelled, timed out or refused mid-answer: the line's state is unknown
             raise
         if _CLOSE.search(head):
             self.close()
         self._used = time.monotonic()
-        return int(head[9:12]), body
+        return int(head[9:12]), head, answer
 
     def close(self) -> None:
         if self._streams is not None:
@@ -170,7 +183,7 @@ class Line:
 
 class Api:
     """The public HTTP API of one gateway, spoken by many members over one aiohttp
-    session, and each member's long-polls over a ``Line`` of its own."""
+    session; each member's long-polls and ``command``s go over two ``Line``s of its own."""
 
     def __init__(
         self, base_url: str, http: aiohttp.ClientSession, read_timeout: float = 90.0
@@ -181,7 +194,7 @@ class Api:
         self.poll_retries = 0  # polls repeated after a dropped connection
         parts = urlsplit(self.base_url)
         self._address = parts.hostname or "127.0.0.1", parts.port or 80
-        self._lines: dict[str, Line] = {}  # client id → its long-poll line
+        self._lines: dict[tuple[str, bool], Line] = {}  # (client id, polls?) → its line
 
     @classmethod
     @asynccontextmanager
@@ -193,11 +206,19 @@ class Api:
             finally:
                 api.close()
 
+    def _line(self, member: Member, polls: bool) -> Line:
+        """``member``'s line for its long-polls, or the one for its commands."""
+        line = self._lines.get((member.client_id, polls))
+        if line is None:
+            line = self._lines[member.client_id, polls] = Line(*self._address)
+        return line
+
     def hang_up(self, member: Member) -> None:
         """Close ``member``'s long-poll line: it polls no more (logged out)."""
-        line = self._lines.pop(member.client_id, None)
-        if line is not None:
-            line.close()
+        for polls in (True, False):
+            line = self._lines.pop((member.client_id, polls), None)
+            if line is not None:
+                line.close()
 
     def close(self) -> None:
         """Close every member's long-poll line."""
@@ -275,17 +296,15 @@ class Api:
             payload["body"] = body
         if meta is not None:
             payload["meta"] = meta
-        async with self.http.post(
-            f"{self.base_url}/api/v1/messages",
-            data=_encode(payload),
-            headers={**member.headers, **_JSON},
-        ) as response:
-            data = await response.read()
-            status = response.status
-            retry_after = response.headers.get("Retry-After")
+        line = self._line(member, polls=False)
+        async with asyncio.timeout(self.read_timeout):
+            status, head, data = await line.request(
+                "POST", "/api/v1/messages", member.auth + _JSON_LINE, _encode(payload)
+            )
         answered = time.monotonic()
         if status == 429:
-            raise Rejected(float(retry_after) if retry_after else 0.1)
+            retry_after = _RETRY_AFTER.search(head)
+            raise Rejected(float(retry_after[1]) if retry_after else 0.1)
         if status != 200:
             raise BenchError(f"{command} {to or ''} by {member.nick}: {status} {data[:300]!r}")
         return Sent(_answer.decode(data).id, answered)
@@ -293,9 +312,7 @@ class Api:
     async def poll(self, member: Member, after: int, timeout: float, limit: int = 1000) -> Page:
         """One long-poll of ``member``'s queue, repeated if its connection drops or
         the answer is later than the read timeout."""
-        line = self._lines.get(member.client_id)
-        if line is None:
-            line = self._lines[member.client_id] = Line(*self._address)
+        line = self._line(member, polls=True)
         target = f"/api/v1/messages?after={after}&timeout={timeout:g}&limit={limit}"
         for attempt in range(1, POLL_ATTEMPTS + 1):
             try:
