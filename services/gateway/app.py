@@ -41,7 +41,7 @@ from libs.items import rfc3339
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
-from services.gateway import auth, ephemeral, feature_store, gauges, polls, stamps, store
+from services.gateway import auth, ephemeral, feature_store, gauges, polls, stamps, store, wire
 from services.gateway.acks import Acknowledgements
 from services.gateway.bodylimit import BodyLimit
 from services.gateway.callers import Callers
@@ -709,6 +709,7 @@ async def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=None if grace is None else max(1, round(grace)),
+        http=wire.OneWrite,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
