@@ -51,27 +51,19 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
 
 
 async def create_pool(
-    dsn: str,
-    size: int = 10,
-    name: str | None = None,
-    synchronous_commit: str | None = None,
-    generic_plans: bool = False,
+    dsn: str, size: int = 10, name: str | None = None, synchronous_commit: str | None = None
 ) -> asyncpg.Pool[Any]:
     """A pool whose connections encode and decode json/jsonb with msgspec.
 
     ``name`` becomes the connections' ``application_name`` (pg_stat_activity
     shows which service holds what); ``synchronous_commit`` is set on each
     connection, so it applies to an external server as to the embedded one.
-    ``generic_plans`` plans each prepared statement once (``plan_cache_mode``):
-    for statements whose best plan does not depend on their values.
     """
     server_settings = {}
     if name:
         server_settings["application_name"] = name
     if synchronous_commit:
         server_settings["synchronous_commit"] = synchronous_commit
-    if generic_plans:
-        server_settings["plan_cache_mode"] = "force_generic_plan"
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
@@ -85,17 +77,13 @@ async def create_pool(
     return pool
 
 
-async def service_pool(
-    settings: Settings, service: str, generic_plans: bool = False
-) -> asyncpg.Pool[Any]:
-    """The pool of one chinwag service, as its settings say (``generic_plans``: see
-    ``create_pool``)."""
+async def service_pool(settings: Settings, service: str) -> asyncpg.Pool[Any]:
+    """The pool of one chinwag service, as its settings say."""
     return await create_pool(
         settings.dsn(),
         settings.db_pool_size,
         name=f"chinwag-{service}",
         synchronous_commit=settings.database_synchronous_commit,
-        generic_plans=generic_plans,
     )
 
 

@@ -222,9 +222,7 @@ async def _trim_loop(
 async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.0) -> None:
     """Consume every owned partition until ``stop`` is set."""
     async with AsyncExitStack() as stack:
-        # Fanout's statements take arrays and keys, and their plans do not change with
-        # them: planned once, a batch's write to one client commits ~1 ms sooner.
-        pool = await db.service_pool(settings, "fanout", generic_plans=True)
+        pool = await db.service_pool(settings, "fanout")
         stack.push_async_callback(pool.close)
         reconnects = 0
         projection: DeliveryProjection | None = None
