@@ -4,9 +4,9 @@ httpx's pool tops out near 550 requests/s here (REFERENCE.md). aiohttp's client
 with an unlimited connector carries the setup and the rare requests, but it
 spends about three times what uvicorn does on a request (the ceilings scenario
 measures both), so long-polls and commands, the bulk of every scenario's
-requests, go over ``Line``s:
-keep-alive HTTP/1.1 connections on asyncio streams, two per member, as a device
-would hold them (the fault runs' idempotent attempts stay on aiohttp).
+requests, go over ``Line``s: keep-alive HTTP/1.1 connections on asyncio
+streams, two per member, as a device would hold them (the fault runs'
+idempotent attempts stay on aiohttp).
 """
 
 from __future__ import annotations
@@ -214,14 +214,14 @@ class Api:
         return line
 
     def hang_up(self, member: Member) -> None:
-        """Close ``member``'s long-poll line: it polls no more (logged out)."""
+        """Close ``member``'s lines: it polls and sends no more (logged out)."""
         for polls in (True, False):
             line = self._lines.pop((member.client_id, polls), None)
             if line is not None:
                 line.close()
 
     def close(self) -> None:
-        """Close every member's long-poll line."""
+        """Close every member's lines."""
         for line in self._lines.values():
             line.close()
         self._lines.clear()
