@@ -47,57 +47,48 @@ class _Server:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[_Server, int]]:
+async def served() -> AsyncIterator[tuple[_Server, Line]]:
+    """The server, and a line to it closed after the test."""
     server = _Server()
     listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    line = Line("127.0.0.1", listening.sockets[0].getsockname()[1])
     try:
-        yield server, listening.sockets[0].getsockname()[1]
+        yield server, line
     finally:
+        line.close()
         listening.close()
         await listening.wait_closed()
 
 
 async def test_requests_share_one_connection_and_carry_their_headers(
-    served: tuple[_Server, int],
+    served: tuple[_Server, Line],
 ) -> None:
-    server, port = served
-    line = Line("127.0.0.1", port)
-    try:
-        assert await line.get("/echo/one", "Authorization: Bearer t\r\n") == (200, b"one")
-        assert await line.get("/echo/two") == (200, b"two")
-        assert await line.get("/echo/missing") == (404, b"missing")
-    finally:
-        line.close()
+    server, line = served
+    assert await line.get("/echo/one", "Authorization: Bearer t\r\n") == (200, b"one")
+    assert await line.get("/echo/two") == (200, b"two")
+    assert await line.get("/echo/missing") == (404, b"missing")
     assert server.connections == 1
     assert b"\r\nAuthorization: Bearer t\r\n" in server.requests[0]
     assert server.requests[0].startswith(b"GET /echo/one HTTP/1.1\r\nHost: 127.0.0.1:")
 
 
 async def test_a_connection_the_server_closes_is_opened_again(
-    served: tuple[_Server, int],
+    served: tuple[_Server, Line],
 ) -> None:
-    server, port = served
-    line = Line("127.0.0.1", port)
-    try:
-        assert await line.get("/close/bye") == (200, b"bye")  # it said so: not reused
-        assert await line.get("/echo/again") == (200, b"again")
-        with pytest.raises(ConnectionError):
-            await line.get("/drop")  # closed mid-request: the outcome is unknown
-        assert await line.get("/echo/after") == (200, b"after")
-    finally:
-        line.close()
+    server, line = served
+    assert await line.get("/close/bye") == (200, b"bye")  # it said so: not reused
+    assert await line.get("/echo/again") == (200, b"again")
+    with pytest.raises(ConnectionError):
+        await line.get("/drop")  # closed mid-request: the outcome is unknown
+    assert await line.get("/echo/after") == (200, b"after")
     assert server.connections == 3
 
 
 async def test_an_answer_it_cannot_frame_is_refused_and_the_line_closed(
-    served: tuple[_Server, int],
+    served: tuple[_Server, Line],
 ) -> None:
-    server, port = served
-    line = Line("127.0.0.1", port)
-    try:
-        with pytest.raises(BenchError, match="content-length"):
-            await line.get("/chunked")
-        assert await line.get("/echo/fresh") == (200, b"fresh")
-    finally:
-        line.close()
+    server, line = served
+    with pytest.raises(BenchError, match="content-length"):
+        await line.get("/chunked")
+    assert await line.get("/echo/fresh") == (200, b"fresh")
     assert server.connections == 2
