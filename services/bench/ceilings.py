@@ -166,13 +166,13 @@ async def _get_loop(line: Line, target: str, headers: str, end: float) -> int:
 
 async def http_rate(
     base_url: str,
-    request: Callable[[int], tuple[str, dict[str, str]]],
+    request: Callable[[int], tuple[str, str]],
     seconds: float,
     concurrency: int,
 ) -> dict[str, Any]:
     """Answers per second to back-to-back GETs on ``concurrency`` connections.
 
-    ``request(i)`` gives connection i's path and headers. The long-polls' own
+    ``request(i)`` gives connection i's path and raw header lines. The long-polls' own
     client (``Line``): it spends a fraction of what aiohttp's does per request,
     so the server, not the client, sets the rate.
     """
@@ -180,9 +180,7 @@ async def http_rate(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
 
     def loop(index: int, end: float) -> Awaitable[int]:
-        path, headers = request(index)
-        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        return _get_loop(Line(host, port), path, lines, end)
+        return _get_loop(Line(host, port), *request(index), end)
 
     start = time.monotonic()
     end = start + seconds
@@ -270,13 +268,13 @@ async def ceilings(
         results["js_publish_1"] = await js_publish(nats_url, seconds, 1)
         results["js_publish_100"] = await js_publish(nats_url, seconds, 100)
         async with bare_asgi() as url:
-            results["bare_asgi"] = await http_rate(url, lambda _: (EMPTY_POLL, {}), *load)
+            results["bare_asgi"] = await http_rate(url, lambda _: (EMPTY_POLL, ""), *load)
             results["bare_asgi_aiohttp"] = await aiohttp_rate(api.http, url + EMPTY_POLL, *load)
 
-        def poll(index: int) -> tuple[str, dict[str, str]]:
+        def poll(index: int) -> tuple[str, str]:
             member = members[index % len(members)]
             # Polling from the member's cursor: the queue read finds nothing.
-            return f"/api/v1/messages?after={member.seen}&timeout=0", member.headers
+            return f"/api/v1/messages?after={member.seen}&timeout=0", member.auth
 
         results["gateway_empty_poll"] = await http_rate(api.base_url, poll, *load)
     results["processes"] = usage.as_dict()

@@ -52,9 +52,20 @@ class Churn:
                     await asyncio.wait_for(stop.wait(), 0.5)
 
     async def _cycle(self, nick: str, channel: str) -> None:
+        members: list[Member] = []
+        try:
+            await self._cycle_of(nick, channel, members)
+        finally:  # a cycle that failed half-way leaves no line open either
+            for member in members:
+                self.api.hang_up(member)
+
+    async def _cycle_of(self, nick: str, channel: str, members: list[Member]) -> None:
+        """One session's life; ``members`` gets each client as it is made."""
         api = self.api
         first = await self._count(api.create_session(nick, PASSWORD))
+        members.append(first)
         second = await self._count(api.login(nick, PASSWORD))
+        members.append(second)
         commands: list[tuple[str, str | None, list[str] | None, list[str] | None]] = [
             ("JOIN", channel, None, None),
             ("TOPIC", channel, [f"{nick} was here"], None),
@@ -75,7 +86,6 @@ class Churn:
             await self._count(api.poll(member, page.last_seq, 0))  # acknowledges what it read
         for member in (first, second):
             await self._post(member, "/api/v1/logout")
-            self.api.hang_up(member)
 
     async def _count(self, call: Awaitable[T]) -> T:
         self.requests += 1

@@ -185,12 +185,10 @@ class Api:
     """The public HTTP API of one gateway, spoken by many members over one aiohttp
     session; each member's long-polls and ``command``s go over two ``Line``s of its own."""
 
-    def __init__(
-        self, base_url: str, http: aiohttp.ClientSession, read_timeout: float = 90.0
-    ) -> None:
+    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
-        self.read_timeout = read_timeout
+        self.read_timeout = http.timeout.sock_read or 90.0  # the lines wait as the session does
         self.poll_retries = 0  # polls repeated after a dropped connection
         parts = urlsplit(self.base_url)
         self._address = parts.hostname or "127.0.0.1", parts.port or 80
@@ -200,7 +198,7 @@ class Api:
     @asynccontextmanager
     async def open(cls, base_url: str, read_timeout: float = 90.0) -> AsyncIterator[Api]:
         async with session(read_timeout) as http:
-            api = cls(base_url, http, read_timeout)
+            api = cls(base_url, http)
             try:
                 yield api
             finally:

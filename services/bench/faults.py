@@ -281,6 +281,7 @@ async def run_fault(
                 problems.append(f"deliveries still missing after {timing.drain:g} s")
         problems.extend(exited(cluster))
     finally:
+        await workload.close()
         await cluster.close()
     problems.extend(f"logged an error: {line[:300]}" for line in cluster.log_lines("error")[:10])
     if workload.statuses.get("500"):

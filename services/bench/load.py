@@ -29,7 +29,7 @@ from libs.irc import fold
 from libs.settings import Settings
 from libs.subjects import Subjects
 from services.bench.checks import END, Receiver, mark, verdict
-from services.bench.client import BenchError
+from services.bench.client import BenchError, Member
 from services.bench.options import Sizes
 from services.bench.procs import Sampler, Usage
 from services.bench.room import Listening, Room, RowCounter
@@ -74,18 +74,29 @@ class _Phase:
 
 
 @asynccontextmanager
-async def _listening(load: Load, suffix: str) -> AsyncIterator[_Phase]:
-    """Every member long-polling for run ``suffix``, parked before the body runs;
-    the processes sampled meanwhile."""
+async def _listening(
+    load: Load, suffix: str, counter: RowCounter | None = None
+) -> AsyncIterator[_Phase]:
+    """Every member long-polling for run ``suffix``, parked before the body runs, and
+    ``counter`` counting; the processes sampled meanwhile. Whatever the body does,
+    the listeners and the counter are stopped when it ends: a failed scenario
+    leaves nothing polling on the members' lines into the next one."""
     room = load.room
     run = f"{load.run}{suffix}"
     receivers = room.receivers(run)
     listening = Listening(room, receivers, load.sizes.poll_timeout)
     base = await room.api.waiting()
     with load.sampler.measure() as usage:
-        listening.start()
-        await room.api.settle(base, len(room.members), deadline=60.0)
-        yield _Phase(run, receivers, listening, usage)
+        try:
+            listening.start()
+            await room.api.settle(base, len(room.members), deadline=60.0)
+            if counter is not None:
+                await counter.start()
+            yield _Phase(run, receivers, listening, usage)
+        finally:
+            await listening.stop()
+            if counter is not None:
+                await counter.stop()
 
 
 async def latency(load: Load) -> dict[str, Any]:
@@ -140,8 +151,7 @@ async def throughput(load: Load) -> dict[str, Any]:
     counter = RowCounter(room, load.pool)
     errors: list[str] = []
     sent: set[str] = set()
-    async with _listening(load, "T") as phase:
-        await counter.start()
+    async with _listening(load, "T", counter) as phase:
         t0 = time.monotonic()
         stop_at = t0 + sizes.duration
 
@@ -180,6 +190,25 @@ async def throughput(load: Load) -> dict[str, Any]:
     }
 
 
+def _direct(run: str, author: Member, to: str, sender: int, count: int) -> list[MessagePosted]:
+    """``count`` messages of ``author`` to channel ``to`` and the end marker, as the
+    gateway would publish them, marked as sender ``sender``'s of ``run``."""
+    return [
+        MessagePosted(
+            event_id=uuid.uuid4(),
+            ts=utcnow(),
+            command="PRIVMSG",
+            sender_id=uuid.UUID(author.session_id),
+            sender=author.nick,
+            to=to,
+            channel=fold(to),
+            body=[f"direct:{n}"],
+            meta=mark(run, sender, END if n > count else n, 0.0),
+        )
+        for n in range(1, count + 2)  # the last one is the end marker
+    ]
+
+
 async def fanout_only(load: Load, settings: Settings, nats_url: str) -> dict[str, Any]:
     """Events published straight to the stream (pipelined): fanout's own rate into queues.
 
@@ -188,33 +217,17 @@ async def fanout_only(load: Load, settings: Settings, nats_url: str) -> dict[str
     long-poll and check every item.
     """
     sizes, room = load.sizes, load.room
-    run = f"{load.run}F"
     sender_index = len(room.members)  # no member's index: an order of its own
     author = room.members[0]
-    channel = fold(room.channel)
     subjects = Subjects(settings.subject_prefix, settings.partitions)
     counter = RowCounter(room, load.pool, every=0.02)
-    events = [
-        MessagePosted(
-            event_id=uuid.uuid4(),
-            ts=utcnow(),
-            command="PRIVMSG",
-            sender_id=uuid.UUID(author.session_id),
-            sender=author.nick,
-            to=room.channel,
-            channel=channel,
-            body=[f"direct:{n}"],
-            meta=mark(run, sender_index, END if n > sizes.fanout_events else n, 0.0),
-        )
-        for n in range(1, sizes.fanout_events + 2)  # the last one is the end marker
-    ]
-    sent = {str(e.event_id) for e in events}
     errors: list[str] = []
     nc = await nats.connect(nats_url, name="chinwag-bench")
     try:
         js = nc.jetstream(publish_async_max_pending=100)
-        async with _listening(load, "F") as phase:
-            await counter.start()
+        async with _listening(load, "F", counter) as phase:
+            events = _direct(phase.run, author, room.channel, sender_index, sizes.fanout_events)
+            sent = {str(e.event_id) for e in events}
             t0 = time.monotonic()
             acks = [
                 await js.publish_async(

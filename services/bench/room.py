@@ -125,16 +125,26 @@ class Listening:
         start = time.monotonic()
         if self.tasks:
             _, pending = await asyncio.wait(self.tasks, timeout=deadline)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
             if pending:
                 self.errors.append(
                     f"{len(pending)} receivers had no end marker after {deadline:g} s"
                 )
+            await self.stop()
         waited = time.monotonic() - start
         await self._last_look()
         return waited
+
+    async def stop(self) -> None:
+        """Stop every listener; what one of them failed with is an error of the run."""
+        for task in self.tasks:
+            task.cancel()
+        outcomes = await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        self.errors.extend(
+            f"a listener failed: {outcome!r}"
+            for outcome in outcomes
+            if isinstance(outcome, Exception)  # not the cancellations stop() made
+        )
 
     async def _last_look(self) -> None:
         """One more read of each queue that had the end marker: anything after it (a
@@ -148,6 +158,7 @@ class Listening:
                 self.errors.append(f"{member.nick}: last look: {error!r}")
                 continue
             receiver.accept(page.messages, time.monotonic())
+            member.seen = receiver.seen  # the next run's receivers start past it
 
 
 @dataclass
@@ -160,11 +171,10 @@ class RowCounter:
     samples: list[tuple[float, int]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
 
-    async def start(self) -> int:
+    async def start(self) -> None:
         base = await self.room.queued_rows(self.pool)
         self.samples.append((time.monotonic(), base))
         self._task = asyncio.create_task(self._run())
-        return base
 
     async def _run(self) -> None:
         while True:

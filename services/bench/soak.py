@@ -146,7 +146,7 @@ async def memory_soak(base: Path, minutes: float) -> Memory:
             async with session(shape.poll_timeout + 10, connect_timeout=5) as http:
                 await workload.setup(http)
                 workload.listen()
-                churn = Churn(run, Api(cluster.gateway_urls[0], http, shape.poll_timeout + 10))
+                churn = Churn(run, Api(cluster.gateway_urls[0], http))
                 stop = asyncio.Event()
                 load = asyncio.gather(workload.send_until(stop), churn.run_until(stop))
                 say(f"memory soak: {minutes:g} minutes of checked sends and churn")
@@ -162,7 +162,6 @@ async def memory_soak(base: Path, minutes: float) -> Memory:
                         break
                 stop.set()
                 await load
-                churn.api.close()
                 if not await workload.drain(60.0):
                     problems.append("deliveries still missing after 60 s")
             verdict = workload.verdict()
@@ -172,6 +171,7 @@ async def memory_soak(base: Path, minutes: float) -> Memory:
                 problems.append(f"sends not answered 200: {dict(workload.statuses)}")
             problems.extend(exited(cluster))
         finally:
+            await workload.close()
             await cluster.close()
         problems.extend(
             f"logged an error: {line[:300]}" for line in cluster.log_lines("error")[:10]

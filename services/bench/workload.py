@@ -98,7 +98,7 @@ class Workload:
 
     async def setup(self, http: aiohttp.ClientSession) -> None:
         """Make the users, their clients and channels through the API."""
-        self._apis = [Api(url, http, self.shape.poll_timeout + 10) for url in self.gateways]
+        self._apis = [Api(url, http) for url in self.gateways]
         api = self._apis[0]
         shape = self.shape
         for i in range(shape.users):
@@ -164,14 +164,23 @@ class Workload:
                 complete = True
                 break
             await asyncio.sleep(0.05)
+        await self._stop_listening()
+        await self._last_look()
+        await self.close()
+        return complete
+
+    async def _stop_listening(self) -> None:
         for task in self._listeners:
             task.cancel()
         await asyncio.gather(*self._listeners, return_exceptions=True)
         self._listeners.clear()
-        await self._last_look()
+
+    async def close(self) -> None:
+        """Stop listening and close every member's lines (``drain`` ends with it; a
+        run that fails before draining calls it itself)."""
+        await self._stop_listening()
         for api in self._apis:
             api.close()
-        return complete
 
     def verdict(self) -> Verdict:
         sends = [Send(op.key, op.target, op.outcome) for op in self.ops]
