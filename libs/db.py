@@ -101,16 +101,16 @@ TRANSIENT: tuple[type[Exception], ...] = (
 
 
 def store_down(error: BaseException) -> bool:
-    """Whether ``error`` says the database is unreachable or busy, so that the same
-    statement may well pass later. Some of ``TRANSIENT``'s classes are a statement's
-    own doing: a value the client could not encode (``InterfaceError``'s subclasses;
-    a plain one is a closed or busy connection) and a statement cancelled by its
-    timeout (``QueryCanceledError``). Retried as they are, they fail for ever."""
-    if not isinstance(error, TRANSIENT):
-        return False
-    if isinstance(error, asyncpg.InterfaceError) and type(error) is not asyncpg.InterfaceError:
-        return False
-    return not isinstance(error, asyncpg.exceptions.QueryCanceledError)
+    """Whether ``error`` says the database is unreachable, busy or slow, so that the
+    same statement may well pass later. One of ``TRANSIENT``'s classes is a
+    statement's own doing: a value the client could not encode (asyncpg's
+    client-side ``DataError``); retried as it is, it fails for ever. A statement
+    cancelled by a timeout or an operator, or a client the server will not
+    serve, says nothing about the data: a consumer that takes such an error
+    for the event's fault would park (skip) an event that was never wrong."""
+    return isinstance(error, TRANSIENT) and not isinstance(
+        error, asyncpg.exceptions._base.DataError
+    )
 
 
 # Anything a query can fail with: the statement's fault, or the connection's.
