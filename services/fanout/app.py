@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from libs import bus, db, lifecycle, ops, telemetry
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Unavailable
 from libs.db import Conn
-from libs.events import AnyEvent, MessageChange, decode_event
+from libs.events import AnyEvent, MessageDeleted, MessageEdited, decode_event
 from libs.items import (
     HEARTBEAT,
     WAKE_CHUNK,
@@ -80,10 +80,11 @@ class DeliveryProjection:
             done = await store.already_projected(conn, [e.event_id for e in events])
             fresh = await extras.admit(conn, [e for e in events if e.event_id not in done])
             cut = segments(fresh)
-            # Changes to messages (edits, deletes …) rewrite items after they are written:
+            # Edits and deletes rewrite items (delivery.messages) after they are written:
             # a wake carries items only when the batch leaves them as written, and one
-            # that rewrites tells every gateway to drop the items it keeps.
-            rewrote = any(isinstance(e, MessageChange) for e in fresh)
+            # that rewrites tells every gateway its kept items are stale. Reactions and
+            # pins live in tables of their own, which no queue item is read from.
+            rewrote = any(isinstance(e, MessageEdited | MessageDeleted) for e in fresh)
             carry = sum(len(segment.items) for segment in cut) <= WAKE_ITEMS and not rewrote
             for segment in cut:
                 await store.apply_changes(conn, segment.before)
@@ -150,9 +151,10 @@ class DeliveryProjection:
         if carried is not None and carried.size > WAKE_ITEM_BYTES:
             carried = None
         items = [msgspec.Raw(item) for item in carried.items] if carried is not None else []
-        # At least one message when the batch rewrote items, were it to wake no client.
-        for start in range(0, max(len(pairs), rewrote), WAKE_CHUNK):
-            chunk = pairs[start : start + WAKE_CHUNK]
+        chunks = [pairs[start : start + WAKE_CHUNK] for start in range(0, len(pairs), WAKE_CHUNK)]
+        if rewrote and not chunks:
+            chunks = [[]]  # every gateway hears of a rewrite, were it to wake no client
+        for chunk in chunks:
             picks = [carried.picks.get(c, []) for c, _ in chunk] if carried is not None else []
             wake = Wake(clients=chunk, items=items, picks=picks, rewrote=rewrote)
             await telemetry.publish(self.nc, self.wake_subject, _wake_encoder.encode(wake))

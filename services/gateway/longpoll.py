@@ -51,20 +51,23 @@ HEARD = Gauge(
 
 class _Tip:
     """What this process knows of a client's queue: nothing past ``seq`` but items
-    whose wakes are on their way, and the items ``first``… as wakes carried them."""
+    whose wakes are on their way, and the items ``first``… as wakes carried them,
+    while the hub's ``generation`` was ``generation``."""
 
-    __slots__ = ("first", "items", "seq")
+    __slots__ = ("first", "generation", "items", "seq")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
         self.first = seq + 1
         self.items: list[bytes] = []
+        self.generation = 0
 
-    def carried(self, seq: int, items: list[bytes]) -> None:
+    def carried(self, seq: int, items: list[bytes], generation: int) -> None:
         """A wake carried the client's items up to ``seq``."""
         first = seq - len(items) + 1
-        if first != self.first + len(self.items):  # not contiguous with what is kept
-            self.first, self.items = first, []
+        if first != self.first + len(self.items) or generation != self.generation:
+            self.first, self.items = first, []  # not contiguous, or rewritten since
+            self.generation = generation
         self.items.extend(items)
         if len(self.items) > KEPT:
             self.first += len(self.items) - KEPT
@@ -117,6 +120,7 @@ class WaiterHub:
         self._tips: dict[str, _Tip] = {}
         self.max_tips = max_tips
         self.epoch = 0  # moves on whenever wakes may have been lost
+        self.generation = 0  # moves on when items are rewritten: older kept items are stale
         self.stale = False  # True while wakes may not reach this process: no tip is trusted
         self.heard = time.monotonic()  # of the last wake or heartbeat (or of subscribing)
         HEARD.set(1)
@@ -171,7 +175,9 @@ class WaiterHub:
         """The answer to a poll past ``after`` from carried items alone, when they hold
         every item up to the tip (or ``limit`` of them); None otherwise."""
         tip = None if self.stale else self._tips.get(client_id)
-        return None if tip is None or tip.seq <= after else tip.page(after, limit)
+        if tip is None or tip.seq <= after or tip.generation != self.generation:
+            return None
+        return tip.page(after, limit)
 
     def learn(self, waiter: Waiter, bound: int) -> None:
         """A poll read its client's queue after registering ``waiter`` and found nothing
@@ -253,9 +259,8 @@ class WaiterHub:
         if wake.recheck:
             self.recheck()
             return
-        if wake.rewrote:  # a kept item may be another client's too: drop them all
-            for kept in self._tips.values():
-                kept.drop()
+        if wake.rewrote:  # a kept item may be any client's: every kept item is stale
+            self.generation += 1
         carried = len(wake.picks) == len(wake.clients) and bool(wake.items)
         items = [bytes(item) for item in wake.items] if carried else None
         waiters, tips = self._waiters, self._tips
@@ -264,7 +269,7 @@ class WaiterHub:
             if tip is not None and seq > tip.seq:
                 tip.seq = seq
                 if items is not None:
-                    tip.carried(seq, [items[i] for i in wake.picks[index]])
+                    tip.carried(seq, [items[i] for i in wake.picks[index]], self.generation)
                 else:  # a batch too big to carry
                     tip.drop()
             if client_id in waiters:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import msgspec
 
-from libs.items import Wake
+from libs.items import Wake, page_json
 from services.gateway.longpoll import KEPT, STALE, WaiterHub
 
 
@@ -215,3 +215,7 @@ async def test_a_batch_that_rewrote_items_drops_every_client_s_kept_items() -> N
     assert hub.kept("c1", 0, 10) is None
     assert hub.kept("c2", 0, 10) is None  # c2 reads the item as it is now
     assert hub.tip("c2") == 1
+    # Items carried after the rewrite are as written: kept and answered from again.
+    hub.on_wake_message(_carried([("c2", 2)], [b'{"pos":2}'], [[0]]))
+    assert hub.kept("c2", 1, 10) == page_json([b'{"pos":2}'], 2, 1)
+    assert hub.kept("c2", 0, 10) is None  # the item before the rewrite is not

@@ -236,7 +236,8 @@ async def test_a_recheck_from_a_starting_fanout_brings_an_item_whose_wake_was_lo
 
 
 async def test_a_batch_that_rewrites_an_item_tells_every_gateway(system: System) -> None:
-    """Kept items of clients the batch does not wake (they left) go too (test_longpoll)."""
+    """Kept items of clients the batch does not wake (they left) go too (test_longpoll);
+    only edits and deletes rewrite items."""
     wakes: list[Wake] = []
 
     async def heard(msg: Msg) -> None:
@@ -249,6 +250,11 @@ async def test_a_batch_that_rewrites_an_item_tells_every_gateway(system: System)
     await alice.join("#r")
     line = (await alice.say("#r", "oops"))["id"]
     await alice.receive_until(lambda i: i["command"] == "PRIVMSG")
+    # Reactions and pins change tables no queue item is read from: nothing rewritten.
+    await alice.ok("REACT", to="#r", params=[line, "👍"])
+    await alice.ok("PIN", to="#r", params=[line])
+    await alice.receive_until(lambda i: i["command"] == "PIN")
+    await nc.flush()
     assert not any(w.rewrote for w in wakes)
     await alice.ok("DELETE", to="#r", params=[line])
     await alice.receive_until(lambda i: i["command"] == "DELETE")
