@@ -70,6 +70,8 @@ class DeliveryProjection:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             if await store.lock_position(conn, self.stream, partition) != after:
+                # Another owner committed here, and may have died before its wakes.
+                await self.publish_recheck()
                 raise PositionConflict(partition)
             events: list[AnyEvent] = []
             for delivery in batch:

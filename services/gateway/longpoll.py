@@ -11,13 +11,13 @@ past, except items whose wakes have yet to arrive. A read of the queue sets it
 and so does every wake seen while the NATS link stays up; a poll that is
 level with its client's tip needs no read before it parks. Anything that may
 have lost a wake (a disconnect, a dropped message, a fanout that took over a
-partition) forgets every tip, and a poll that times out forgets its own: a lost
-wake delays an item by one poll's timeout at most, as it did before. Tips are
-trusted only while wakes are heard: fanout workers send a heartbeat each
-second, and after ``STALE`` seconds of silence, or from a disconnect until the
-link is back, the hub uses no tip and learns none, and parked polls read their
-queues again; polls read as they did before tips. With the
-tip, the hub keeps the client's newest items that wakes carried (``KEPT`` at
+partition or found another owner had committed on it) forgets every tip, and a
+poll that times out forgets its own: a lost wake delays an item by one poll's
+timeout at most, as it did before. Tips are trusted only while wakes are heard:
+fanout workers send a heartbeat each second, and after ``STALE`` seconds of
+silence, or from a disconnect until the link is back, the hub uses no tip and
+learns none, and parked polls read their queues again; polls read as they did
+before tips. With the tip, the hub keeps the client's newest items that wakes carried (``KEPT`` at
 most, shared between clients): a poll that finds all it lacks there is answered
 without reading the queue either.
 """

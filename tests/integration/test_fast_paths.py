@@ -22,6 +22,8 @@ import pytest
 from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
+from libs import db
+from libs.bus import Delivery, PositionConflict
 from libs.items import WAKE_ITEMS, Wake
 from libs.subjects import Subjects
 from services.fanout.app import DeliveryProjection
@@ -233,6 +235,32 @@ async def test_a_recheck_from_a_starting_fanout_brings_an_item_whose_wake_was_lo
     assert texts(page["messages"]) == ["never woken"]
     await alice.close()
     await bob.close()
+
+
+async def test_a_fanout_that_finds_its_partition_moved_on_asks_for_a_recheck(
+    system: System,
+) -> None:
+    """The other owner that committed there may have died before its wakes."""
+    rechecked = asyncio.Event()
+
+    async def heard(msg: Msg) -> None:
+        if msgspec.json.decode(msg.data, type=Wake).recheck:
+            rechecked.set()
+
+    nc = await nats.connect(system.settings.nats())
+    subjects = Subjects(system.settings.subject_prefix, system.settings.partitions)
+    await nc.subscribe(subjects.wake, cb=heard)
+    await nc.flush()
+    pool = await db.create_pool(system.settings.dsn(), size=1)
+    try:
+        projection = DeliveryProjection(pool, nc, system.settings)
+        stale = await projection.position(0) - 1  # behind what another owner committed
+        with pytest.raises(PositionConflict):
+            await projection.apply(0, stale, [Delivery(stale + 1, subjects.wake, b"{}")])
+        await asyncio.wait_for(rechecked.wait(), 10)
+    finally:
+        await pool.close()
+        await nc.close()
 
 
 async def test_a_batch_that_rewrites_an_item_tells_every_gateway(system: System) -> None:
