@@ -27,6 +27,7 @@ from prometheus_client import Counter
 
 from libs import telemetry
 from libs.events import AnyEvent, encode_event
+from libs.lifecycle import sleep_unless
 from libs.pull import Puller
 from libs.pull import bind as bind_puller
 from libs.settings import Settings
@@ -238,13 +239,13 @@ class PartitionConsumer:
                 sub = await self._subscribe(position)
             except Exception as error:  # noqa: BLE001 - any failure here is retried
                 log.warning("consumer setup failed", partition=self.partition, error=repr(error))
-                await _sleep_unless(stop, self.retry_delay)
+                await sleep_unless(stop, self.retry_delay)
                 continue
             try:
                 attempts = await self._consume(sub, position, attempts, stop)
             except (nats.errors.Error, OSError) as error:
                 log.warning("consumer interrupted", partition=self.partition, error=repr(error))
-                await _sleep_unless(stop, self.retry_delay)
+                await sleep_unless(stop, self.retry_delay)
             finally:
                 await _quietly(sub.unsubscribe())
 
@@ -299,7 +300,7 @@ class PartitionConsumer:
                     log.warning(
                         "projection unavailable", partition=self.partition, error=str(error)
                     )
-                    await _sleep_unless(stop, self.retry_delay)
+                    await sleep_unless(stop, self.retry_delay)
                     return attempts
                 except Exception as error:  # noqa: BLE001 - retried, then parked
                     return await self._failed(fresh, attempts + 1, error, stop)
@@ -334,7 +335,7 @@ class PartitionConsumer:
                 attempts = 0
             except Exception as park_error:  # noqa: BLE001 - parking is retried as well
                 log.warning("parking failed", partition=self.partition, error=repr(park_error))
-        await _sleep_unless(stop, self.retry_delay * min(attempts, 10))
+        await sleep_unless(stop, self.retry_delay * min(attempts, 10))
         return attempts
 
     async def _subscribe(self, position: int) -> Puller:
@@ -387,11 +388,6 @@ async def _fetch(sub: Puller, size: int) -> list[Any]:
         return await sub.fetch(size, timeout=1.0)
     except (nats.errors.TimeoutError, TimeoutError):
         return []
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -27,6 +27,13 @@ log = structlog.get_logger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile: a periodic task's pause."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
 _freeze = False  # set in a service's own process, not where services share one (tests)
 
 

@@ -10,7 +10,6 @@ JetStream (then the projection's unique key) discards any second copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import asyncpg
@@ -20,6 +19,7 @@ from nats.js import JetStreamContext
 from libs.bus import publish_raw
 from libs.db import Conn
 from libs.events import AnyEvent, encode_event
+from libs.lifecycle import sleep_unless
 from libs.subjects import Subjects
 
 log = structlog.get_logger(__name__)
@@ -88,5 +88,4 @@ class Outbox:
                 )
             except Exception as error:  # noqa: BLE001 - the relay keeps trying
                 log.warning("outbox relay failed", table=self.table, error=repr(error))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await sleep_unless(stop, interval)

@@ -11,7 +11,6 @@ and is made afresh by the next JOIN. Every answer must be a success.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from libs.lifecycle import sleep_unless
 from services.bench.client import Api, BenchError, Member
 
 PASSWORD = "churn-secret"
@@ -48,8 +48,7 @@ class Churn:
                 self.cycles += 1
             except (BenchError, aiohttp.ClientError, OSError, TimeoutError) as error:
                 self.failures[str(error)[:120]] += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)
+                await sleep_unless(stop, 0.5)
 
     async def _cycle(self, nick: str, channel: str) -> None:
         members: list[Member] = []

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from libs.lifecycle import sleep_unless
 from services.bench.checks import (
     HistoryReceiver,
     Outcome,
@@ -212,8 +213,7 @@ class Workload:
                 "meta": mark(self.run, index, n, op.started),
             }
             await self._send(op, client, payload, f"{self.run}-{index}-{n}", first=index)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.shape.interval)
+            await sleep_unless(stop, self.shape.interval)
 
     async def _send(
         self, op: Op, client: Member, payload: dict[str, Any], key: str, first: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,7 @@ from libs.items import (
     encode_item,
     rfc3339,
 )
+from libs.lifecycle import sleep_unless
 from libs.settings import Settings
 from libs.subjects import Subjects
 from services.fanout import extras, metrics, store
@@ -134,8 +135,7 @@ class DeliveryProjection:
                 await self.nc.publish(self.wake_subject, _HEARTBEAT)
             except nats.errors.Error as error:
                 log.warning("heartbeat not published", error=repr(error))
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT)
+            await sleep_unless(stop, HEARTBEAT)
 
     async def publish_recheck(self) -> None:
         """Ask every gateway to read its parked polls' queues again (see ``Wake``).
@@ -219,8 +219,7 @@ async def _trim_loop(
                 pass
         except db.ERRORS as error:
             log.warning("trim failed", error=repr(error))
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await sleep_unless(stop, interval)
 
 
 async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.0) -> None:

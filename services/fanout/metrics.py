@@ -12,6 +12,8 @@ import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
 
+from libs.lifecycle import sleep_unless
+
 log = structlog.get_logger(__name__)
 
 LAG_INTERVAL = 5.0  # seconds between consumer lag refreshes
@@ -85,8 +87,7 @@ async def watch_lag(
                 continue
             PENDING.labels(str(partition)).set(info.num_pending or 0)
             ACK_PENDING.labels(str(partition)).set(info.num_ack_pending or 0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await sleep_unless(stop, interval)
 
 
 def record_batch(

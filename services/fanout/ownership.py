@@ -35,6 +35,7 @@ from nats.aio.client import Client as NATS
 from prometheus_client import Counter, Gauge
 
 from libs.leases import Holder, Leases, TransportError, bucket_name
+from libs.lifecycle import sleep_unless
 from libs.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -106,8 +107,7 @@ class Ownership:
                 except (*TransportError, TimeoutError) as error:
                     log.warning("partition leases unreachable", error=repr(error))
                 await self._fence()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.ttl / 3)
+                await sleep_unless(stop, self.ttl / 3)
         finally:
             await self._shutdown()
 

@@ -38,6 +38,7 @@ from libs.errors import ChatError
 from libs.events import SessionCreated, new_event_id, utcnow
 from libs.irc import fold, valid_nick
 from libs.items import rfc3339
+from libs.lifecycle import sleep_unless
 from libs.outbox import Outbox
 from libs.settings import Settings
 from libs.subjects import Subjects
@@ -270,8 +271,7 @@ async def _expire_sessions(gw: Gateway, stop: asyncio.Event, interval: float = 3
             await expire_once(gw)
         except _SWEEP_ERRORS as error:
             log.warning("session expiry failed", error=repr(error))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await sleep_unless(stop, interval)
 
 
 async def expire_once(gw: Gateway) -> int:
@@ -293,8 +293,7 @@ async def _prune_keys(
             await store.prune_idempotency(pool, ttl)
         except db.ERRORS as error:
             log.warning("idempotency pruning failed", error=repr(error))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await sleep_unless(stop, interval)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -7,7 +7,6 @@ reading them on a timer keeps a scrape from ever touching the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import asyncpg
@@ -15,6 +14,7 @@ import structlog
 from prometheus_client import Gauge
 
 from libs import db
+from libs.lifecycle import sleep_unless
 from services.gateway import store
 
 log = structlog.get_logger(__name__)
@@ -38,5 +38,4 @@ async def watch_counts(
             CHANNELS.set(counts["channels"])
         except db.ERRORS as error:
             log.warning("counting sessions failed", error=repr(error))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=INTERVAL if interval is None else interval)
+        await sleep_unless(stop, INTERVAL if interval is None else interval)

@@ -25,7 +25,6 @@ without reading the queue either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import defaultdict
 
@@ -35,6 +34,7 @@ from prometheus_client import Gauge
 
 from libs import telemetry
 from libs.items import Wake, page_json
+from libs.lifecycle import sleep_unless
 
 log = structlog.get_logger(__name__)
 
@@ -221,8 +221,7 @@ class WaiterHub:
         """``check`` every second until ``stop``."""
         while not stop.is_set():
             self.check(time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await sleep_unless(stop, 1.0)
 
     def recheck(self) -> None:
         """Wakes may have been missed (the NATS link was down): every parked poll reads
