@@ -1,13 +1,14 @@
 """Cursor acknowledgements of many polls, written by one statement.
 
 A poll with ``after=N`` records N as its client's cursor (never backwards) and
-marks the client online. It hands both to ``Acknowledgements`` at once and
-waits for the write only before it answers, so a parked poll's write overlaps
-its wait; the acknowledgements of every poll that arrives while one statement
-runs (or within ``LINGER`` before it) are written together by the next. A poll
-that brings its token's hash has it checked by that statement too: the write
-resolves to the clients whose token still matched, so a poll that skips
-reading its queue still refuses a revoked token (see ``polls.answer``).
+marks the client online. It hands both to ``Acknowledgements`` at once and,
+when it reads its queue, waits for the write only before it answers, so a
+parked poll's write overlaps its wait; the acknowledgements of every poll that
+arrives while one statement runs (or within ``LINGER`` before it) are written
+together by the next. A poll that brings its token's hash has it checked by
+that statement too: the write resolves to the clients whose token still
+matched, so a poll that skips reading its queue still refuses a revoked token
+(see ``polls.answer``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ REFRESH = 10.0  # seconds after which a poll that moves no cursor marks its clie
 RETRIES = 3  # attempts at a statement that lost a deadlock
 # Seconds a statement waits for more polls to join it. The answers to one wake
 # come back as re-polls over a few ms: at 20 sends/s to 100 receivers this cut
-# the gateway's CPU per delivery by a fifth. A poll that parks does not wait for
-# it; one answered at once (rows found, or kept items) waits this much longer.
+# the gateway's CPU per delivery by a fifth. A poll that reads its queue parks
+# without waiting for it; one that skips the read waits for it before it parks
+# (the statement checks its token; its waiter is registered already, so no wake
+# is missed), and one answered at once (rows found, or kept items) waits this
+# much longer.
 LINGER = 0.002
 
 

@@ -57,6 +57,8 @@ READS_SKIPPED = Counter(
     "Long-polls that read no queue: parked level with its known tip, or answered from kept items",
     ["answer"],
 )
+_PARKED_UNREAD = READS_SKIPPED.labels("park")  # bound once: counted per delivery
+_ANSWERED_KEPT = READS_SKIPPED.labels("kept")
 
 _encoder = msgspec.json.Encoder()
 
@@ -106,7 +108,7 @@ async def answer(
         if acknowledged is not None and tip is not None and (tip <= after or kept is not None):
             # Level with the tip, or all it lacks kept from wakes: no read; the
             # statement recording the cursor checks the token instead.
-            READS_SKIPPED.labels("park" if kept is None else "kept").inc()
+            (_PARKED_UNREAD if kept is None else _ANSWERED_KEPT).inc()
             if client_id not in await _written(acknowledged):
                 raise _revoked(gw, waiter)
             bound = after
