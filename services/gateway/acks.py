@@ -5,10 +5,10 @@ marks the client online. It hands both to ``Acknowledgements`` at once and,
 when it reads its queue, waits for the write only before it answers, so a
 parked poll's write overlaps its wait; the acknowledgements of every poll that
 arrives while one statement runs (or within ``LINGER`` before it) are written
-together by the next. A poll that brings its token's hash has it checked by
-that statement too: the write resolves to the clients whose token still
-matched, so a poll that skips reading its queue still refuses a revoked token
-(see ``polls.answer``).
+together by the next. The write resolves to the clients whose rows it wrote:
+revoking a token deletes its client's row (a token never changes in place), so
+a poll that skips reading its queue still refuses a revoked token (see
+``polls.answer``).
 """
 
 from __future__ import annotations
@@ -43,27 +43,20 @@ class Acknowledgements:
     def __init__(self, pool: asyncpg.Pool[Any], max_known: int = 200_000) -> None:
         self.pool = pool
         self.max_known = max_known
-        self._pending: dict[uuid.UUID, tuple[int, bytes | None]] = {}  # seq, token hash
-        # resolved, when _pending is written, to the clients whose token matched
+        self._pending: dict[uuid.UUID, int] = {}  # client → seq
+        # resolved, when _pending is written, to the clients whose rows it wrote
         self._written: asyncio.Future[frozenset[uuid.UUID]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._known: dict[uuid.UUID, tuple[int, float]] = {}  # written here: seq, monotonic time
 
-    def record(
-        self, client_id: uuid.UUID, seq: int, token_hash: bytes | None = None
-    ) -> asyncio.Future[frozenset[uuid.UUID]] | None:
+    def record(self, client_id: uuid.UUID, seq: int) -> asyncio.Future[frozenset[uuid.UUID]] | None:
         """Queue a poll's acknowledgement: a future resolved once it is written (to the
-        clients whose row it wrote: a revoked client's row is gone, and with
-        ``token_hash`` the token must still be the client's), or None when this process
-        wrote as much for this client within the last ``REFRESH`` s."""
+        clients whose row it wrote: a revoked client's row is gone), or None when this
+        process wrote as much for this client within the last ``REFRESH`` s."""
         known = self._known.get(client_id)
         if known is not None and known[0] >= seq and time.monotonic() - known[1] < REFRESH:
             return None
-        pending = self._pending.get(client_id)
-        if pending is None:
-            self._pending[client_id] = (seq, token_hash)
-        else:  # a token to check stays checked
-            self._pending[client_id] = (max(seq, pending[0]), token_hash or pending[1])
+        self._pending[client_id] = max(seq, self._pending.get(client_id, seq))
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
         if self._writer is None or self._writer.done():
@@ -88,15 +81,13 @@ class Acknowledgements:
             if len(self._known) + len(batch) > self.max_known:
                 self._known.clear()
             for client_id in confirmed:
-                seq = batch[client_id][0]
+                seq = batch[client_id]
                 before = self._known.get(client_id)
                 self._known[client_id] = (max(seq, before[0]) if before else seq, now)
             if not written.done():
                 written.set_result(confirmed)
 
-    async def _write(
-        self, batch: dict[uuid.UUID, tuple[int, bytes | None]]
-    ) -> frozenset[uuid.UUID]:
+    async def _write(self, batch: dict[uuid.UUID, int]) -> frozenset[uuid.UUID]:
         for attempt in range(1, RETRIES + 1):
             try:
                 return await store.acknowledge_many(self.pool, batch)

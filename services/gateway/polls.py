@@ -91,14 +91,15 @@ async def answer(
     """The JSON page of a client's queue after ``after``, waiting up to ``timeout`` s.
 
     With ``token_hash``, the poll also checks that the token is still the client's,
-    and a revoked one is refused (401): in the statement that reads the queue, or in
-    the one that records the cursor when the poll reads no queue (level with its
-    client's tip it parks; finding what it lacks in the items wakes carried, it is
-    answered from them; see ``longpoll``).
+    and a revoked one is refused (401): in the statement that reads the queue, or,
+    when the poll reads no queue (level with its client's tip it parks; finding
+    what it lacks in the items wakes carried, it is answered from them; see
+    ``longpoll``), by the statement that records the cursor finding the client's
+    row gone: revoking a token deletes it.
     """
     waiter = gw.hub.register(str(client_id), after, limit)
     gw.notices.attach(client_id, session_id, waiter)  # typing notices answer it too
-    acknowledged = gw.acks.record(client_id, after, token_hash)
+    acknowledged = gw.acks.record(client_id, after)
     WAITING.inc()
     try:
         rows: list[asyncpg.Record] = []
@@ -107,7 +108,7 @@ async def answer(
         kept = None if acknowledged is None else gw.hub.kept(waiter.client_id, after, limit)
         if acknowledged is not None and tip is not None and (tip <= after or kept is not None):
             # Level with the tip, or all it lacks kept from wakes: no read; the
-            # statement recording the cursor checks the token instead.
+            # statement recording the cursor checks the client is still there.
             (_PARKED_UNREAD if kept is None else _ANSWERED_KEPT).inc()
             if client_id not in await _written(acknowledged):
                 raise _revoked(gw, waiter)

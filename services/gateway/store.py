@@ -88,19 +88,17 @@ async def delete_client(pool: asyncpg.Pool[Any], client_id: uuid.UUID) -> None:
 
 
 async def acknowledge_many(
-    pool: asyncpg.Pool[Any], cursors: dict[uuid.UUID, tuple[int, bytes | None]]
+    pool: asyncpg.Pool[Any], cursors: dict[uuid.UUID, int]
 ) -> frozenset[uuid.UUID]:
     """Record polls: each client has seen its queue up to its seq (a cursor never moves
-    backwards) and is online now; returns the clients written. A client given a token
-    hash is written only while that token is still its own. Rows are locked in id
-    order, as every writer of many client rows should, so that two such statements
-    wait for each other instead of deadlocking."""
+    backwards) and is online now; returns the clients written (a revoked client's row
+    is gone). Rows are locked in id order, as every writer of many client rows
+    should, so that two such statements wait for each other instead of deadlocking."""
     rows = await pool.fetch(
         """WITH polled AS (
-               SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS p(id, seq, token)
+               SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS p(id, seq)
            ), locked AS (
                SELECT c.id FROM identity.clients c JOIN polled p USING (id)
-               WHERE p.token IS NULL OR c.token_hash = p.token
                ORDER BY c.id FOR NO KEY UPDATE OF c
            )
            UPDATE identity.clients c
@@ -109,8 +107,7 @@ async def acknowledge_many(
            WHERE c.id = polled.id
            RETURNING c.id""",
         list(cursors),
-        [seq for seq, _ in cursors.values()],
-        [token for _, token in cursors.values()],
+        list(cursors.values()),
     )
     return frozenset(r["id"] for r in rows)
 
