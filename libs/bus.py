@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from libs import telemetry
 from libs.events import AnyEvent, encode_event
 from libs.lifecycle import sleep_unless
-from libs.pull import Puller
+from libs.pull import Pull
 from libs.pull import bind as bind_puller
 from libs.settings import Settings
 from libs.subjects import Subjects
@@ -225,7 +225,7 @@ class PartitionConsumer:
     max_attempts: int = 5
     retry_delay: float = 0.2
     # How to pull from the durable consumer (a seam for tests without a server).
-    puller: Callable[[JetStreamContext, str, str], Awaitable[Puller]] = bind_puller
+    puller: Callable[[JetStreamContext, str, str], Awaitable[Pull]] = bind_puller
     reconnects: Callable[[], int] | None = None  # how often the connection came back so far
 
     def __post_init__(self) -> None:
@@ -251,7 +251,7 @@ class PartitionConsumer:
 
     async def _consume(
         self,
-        sub: Puller,
+        sub: Pull,
         position: int,
         attempts: int,
         stop: asyncio.Event,
@@ -265,7 +265,7 @@ class PartitionConsumer:
         expected = 1  # a fresh consumer numbers its deliveries 1, 2, 3, …
         connection = self._reconnects()
         while not stop.is_set():
-            msgs = await _fetch(sub, size)
+            msgs = await sub.fetch(size, timeout=1.0)
             _raise_if_cancelled()
             if self._reconnects() != connection:
                 # Deliveries may have been lost on the old connection, and no later one
@@ -338,7 +338,7 @@ class PartitionConsumer:
         await sleep_unless(stop, self.retry_delay * min(attempts, 10))
         return attempts
 
-    async def _subscribe(self, position: int) -> Puller:
+    async def _subscribe(self, position: int) -> Pull:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.js.delete_consumer(self.stream, self.durable)
         await self.js.add_consumer(
@@ -381,13 +381,6 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-async def _fetch(sub: Puller, size: int) -> list[Any]:
-    try:
-        return await sub.fetch(size, timeout=1.0)
-    except (nats.errors.TimeoutError, TimeoutError):
-        return []
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

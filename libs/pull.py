@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -26,6 +26,17 @@ from nats.js import JetStreamContext
 
 GRACE = 2.0  # seconds past a request's expiry to wait for its closing status
 _END = ("404", "408")  # no messages; request expired: this request is over
+
+
+class Pull(Protocol):
+    """What a partition consumer needs of its consumer's messages (``Puller``)."""
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:
+        """Up to ``batch`` messages, as soon as there are any; [] after ``timeout``;
+        ``PullError`` when the server ends the pull with an error."""
+        ...
+
+    async def unsubscribe(self) -> None: ...
 
 
 class PullError(nats.errors.Error):
