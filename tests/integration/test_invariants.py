@@ -18,13 +18,8 @@ from services.fanout import store as fanout_store
 from tests.harness import ApiClient, System, texts
 
 
-async def _db(system: System) -> asyncpg.Connection:
-    return await asyncpg.connect(system.settings.dsn())
-
-
 async def _queue_counts(system: System, client: ApiClient) -> tuple[int, int, int]:
-    conn = await _db(system)
-    try:
+    async with system.db() as conn:
         row = await conn.fetchrow(
             """SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0)
                FROM delivery.client_queues WHERE client_id = $1""",
@@ -32,8 +27,6 @@ async def _queue_counts(system: System, client: ApiClient) -> tuple[int, int, in
         )
         assert row is not None
         return row[0], row[1], row[2]
-    finally:
-        await conn.close()
 
 
 async def test_nothing_accepted_is_lost_across_a_fanout_crash_mid_stream(system: System) -> None:
@@ -79,11 +72,8 @@ async def test_redelivery_and_republish_add_no_second_queue_row(system: System) 
     # Forget every tracked position: fanout re-reads each partition from the start,
     # as it would after losing its acks, and must recognise every event.
     await system.stop("fanout")
-    conn = await _db(system)
-    try:
+    async with system.db() as conn:
         await conn.execute("UPDATE delivery.partition_offsets SET stream_seq = 0")
-    finally:
-        await conn.close()
     system.start("fanout")
 
     # Publish one delivered event again under a new Nats-Msg-Id, past JetStream's
@@ -110,14 +100,11 @@ async def test_redelivery_and_republish_add_no_second_queue_row(system: System) 
     await bob.nothing_more()
     # No seq was handed out for a replayed event: the next one follows directly.
     assert items[0]["seq"] == before[2] + 1
-    conn = await _db(system)
-    try:
+    async with system.db() as conn:
         copies = await conn.fetchval(
             "SELECT count(*) FROM delivery.messages WHERE event_id = $1", event.event_id
         )
         assert copies == 1
-    finally:
-        await conn.close()
     await alice.close()
     await bob.close()
 
@@ -154,8 +141,7 @@ async def test_a_retried_send_with_the_same_key_is_delivered_once(system: System
 async def test_a_key_still_in_flight_is_refused_with_409(system: System) -> None:
     alice = await ApiClient.create(system.base_url, "alice")
     await ApiClient.create(system.base_url, "bob")
-    conn = await _db(system)
-    try:
+    async with system.db() as conn:
         # The state a concurrent first request leaves while it waits for its PubAck.
         from services.gateway.app import _fingerprint
         from services.gateway.commands import Command
@@ -168,8 +154,6 @@ async def test_a_key_still_in_flight_is_refused_with_409(system: System) -> None
             fingerprint,
             uuid.uuid4(),
         )
-    finally:
-        await conn.close()
     response = await alice.command("PRIVMSG", key="busy", to="bob", body=["hello"])
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "ERR_IDEMPOTENCY_IN_FLIGHT"
@@ -234,8 +218,7 @@ async def test_queues_are_gap_free_and_ordered_under_concurrent_senders(system: 
     for channel, orders in per_target_orders.items():
         assert all(order == orders[0] for order in orders), channel
 
-    conn = await _db(system)
-    try:
+    async with system.db() as conn:
         rows = await conn.fetch(
             """SELECT q.client_id, count(*) AS n, min(q.seq) AS lo, max(q.seq) AS hi,
                       c.acked_seq
@@ -245,8 +228,6 @@ async def test_queues_are_gap_free_and_ordered_under_concurrent_senders(system: 
         for row in rows:  # contiguous; the trimmer may have taken a prefix at the cursor …
             assert row["hi"] - row["lo"] + 1 == row["n"], dict(row)
             assert row["lo"] <= row["acked_seq"] + 1, dict(row)  # … and nothing above it
-    finally:
-        await conn.close()
     for client in senders + readers:
         await client.close()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from libs import bus
 from libs.events import MessagePosted, new_event_id, utcnow
 from libs.irc import fold
@@ -48,13 +46,10 @@ async def test_bad_events_are_parked_and_the_partition_moves_on(system: System) 
 
     items = await bob.receive_until(lambda i: i["body"] == ["still flowing"], deadline=30)
     assert texts(items) == ["still flowing"]
-    conn = await asyncpg.connect(settings.dsn())
-    try:
+    async with system.db() as conn:
         parked = await conn.fetch(
             "SELECT subject, payload, error FROM delivery.poison ORDER BY stream_seq"
         )
-    finally:
-        await conn.close()
     assert len(parked) == 2
     assert bytes(parked[0]["payload"]) == b"{not an event"
     assert b"never stored" in bytes(parked[1]["payload"])
@@ -65,8 +60,5 @@ async def test_bad_events_are_parked_and_the_partition_moves_on(system: System) 
 
 
 async def _session_id(system: System, nick: str) -> object:
-    conn = await asyncpg.connect(system.settings.dsn())
-    try:
+    async with system.db() as conn:
         return await conn.fetchval("SELECT id FROM identity.sessions WHERE nick = $1", nick)
-    finally:
-        await conn.close()
