@@ -50,6 +50,7 @@ class DeliveryProjection:
         self.nc = nc
         self.stream = settings.stream_name
         self.wake_subject = Subjects(settings.subject_prefix, settings.partitions).wake
+        self._recheck: asyncio.Task[None] | None = None  # asked for, not yet published
 
     async def position(self, partition: int) -> int:
         return await store.read_position(self.pool, self.stream, partition)
@@ -136,6 +137,12 @@ class DeliveryProjection:
             except nats.errors.Error as error:
                 log.warning("heartbeat not published", error=repr(error))
             await sleep_unless(stop, HEARTBEAT)
+
+    def ask_recheck(self) -> None:
+        """Publish a recheck once the partitions taken together have each asked for
+        one: every recheck makes every parked poll on every gateway read its queue."""
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.create_task(self.publish_recheck())
 
     async def publish_recheck(self) -> None:
         """Ask every gateway to read its parked polls' queues again (see ``Wake``).
@@ -246,7 +253,7 @@ async def run(settings: Settings, stop: asyncio.Event, trim_interval: float = 5.
 
         async def consume(partition: int, until: asyncio.Event) -> None:
             # An owner before this one may have committed items and died before its wakes.
-            await live.publish_recheck()
+            live.ask_recheck()
             await PartitionConsumer(
                 js=js,
                 stream=settings.stream_name,
