@@ -90,6 +90,8 @@ async def big_room(
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    for member in sample:  # they poll no more: their connections go now, not at the run's end
+        api.hang_up(member)
     founder.seen += 1
     everyone = [*members, founder]
     row = await pool.fetchrow(

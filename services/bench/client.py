@@ -137,6 +137,7 @@ class Line:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
+        self._host = f"Host: {host}:{port}\r\n"
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._used = 0.0
 
@@ -156,7 +157,7 @@ class Line:
         reader, writer = self._streams
         if body:
             headers = f"{headers}Content-Length: {len(body)}\r\n"
-        request = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}\r\n"
+        request = f"{method} {target} HTTP/1.1\r\n{self._host}{headers}\r\n"
         try:
             writer.write(request.encode() + body)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -212,7 +213,7 @@ class Api:
         return line
 
     def hang_up(self, member: Member) -> None:
-        """Close ``member``'s lines: it polls and sends no more (logged out)."""
+        """Close ``member``'s lines: it polls and sends no more (logged out, or done)."""
         for polls in (True, False):
             line = self._lines.pop((member.client_id, polls), None)
             if line is not None:
