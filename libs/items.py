@@ -91,6 +91,10 @@ class Wake(msgspec.Struct, array_like=True):
     commit and its wake, or of a link that broke, never came. A wake of no
     clients is a heartbeat: every fanout worker sends one each ``HEARTBEAT``
     seconds, so a gateway knows that wakes reach it.
+
+    Each worker process numbers its wake messages (``origin``, ``number``: 1, 2,
+    3 …, heartbeats and rechecks included), so a gateway sees a message of its
+    lost on the way as a gap, and one worker's silence while others are heard.
     """
 
     clients: list[tuple[str, int]]
@@ -98,6 +102,8 @@ class Wake(msgspec.Struct, array_like=True):
     picks: list[list[int]] = []
     recheck: bool = False
     rewrote: bool = False  # the batch edited or deleted items: gateways drop the ones they keep
+    origin: str = ""  # the publishing worker process ("": unnumbered)
+    number: int = 0  # its wake messages' count, this one included
 
 
 HEARTBEAT = 1.0  # seconds between two heartbeats of a fanout worker on the wake subject

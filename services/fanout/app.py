@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -38,8 +39,6 @@ from services.fanout.ownership import open_ownership
 log = structlog.get_logger(__name__)
 
 _wake_encoder = msgspec.json.Encoder()
-_RECHECK = _wake_encoder.encode(Wake([], recheck=True))
-_HEARTBEAT = _wake_encoder.encode(Wake([]))
 
 
 class DeliveryProjection:
@@ -51,6 +50,8 @@ class DeliveryProjection:
         self.stream = settings.stream_name
         self.wake_subject = Subjects(settings.subject_prefix, settings.partitions).wake
         self._recheck: asyncio.Task[None] | None = None  # asked for, not yet published
+        self.origin = uuid.uuid4().hex[:12]  # this process, as its wakes name it
+        self._published = 0  # wake messages numbered so far
 
     async def position(self, partition: int) -> int:
         return await store.read_position(self.pool, self.stream, partition)
@@ -133,7 +134,7 @@ class DeliveryProjection:
         them only while they hear wakes (see ``services.gateway.longpoll``)."""
         while not stop.is_set():
             try:
-                await self.nc.publish(self.wake_subject, _HEARTBEAT)
+                await self._publish(Wake([]), traced=False)  # a span a second would be noise
             except nats.errors.Error as error:
                 log.warning("heartbeat not published", error=repr(error))
             await sleep_unless(stop, HEARTBEAT)
@@ -149,7 +150,7 @@ class DeliveryProjection:
 
         When the link is down this fails, and the reconnect publishes it again."""
         try:
-            await telemetry.publish(self.nc, self.wake_subject, _RECHECK)
+            await self._publish(Wake([], recheck=True))
         except nats.errors.Error as error:
             log.warning("recheck not published", error=repr(error))
 
@@ -165,8 +166,19 @@ class DeliveryProjection:
             chunks = [[]]  # every gateway hears of a rewrite, were it to wake no client
         for chunk in chunks:
             picks = [carried.picks.get(c, []) for c, _ in chunk] if carried is not None else []
-            wake = Wake(clients=chunk, items=items, picks=picks, rewrote=rewrote)
-            await telemetry.publish(self.nc, self.wake_subject, _wake_encoder.encode(wake))
+            await self._publish(Wake(clients=chunk, items=items, picks=picks, rewrote=rewrote))
+
+    async def _publish(self, wake: Wake, traced: bool = True) -> None:
+        """Number ``wake`` and publish it. Nothing awaits between the two, so the
+        numbers go out in order on this connection; one that fails to go out leaves
+        a gap the gateways see."""
+        self._published += 1
+        wake.origin, wake.number = self.origin, self._published
+        data = _wake_encoder.encode(wake)
+        if traced:
+            await telemetry.publish(self.nc, self.wake_subject, data)
+        else:
+            await self.nc.publish(self.wake_subject, data)
 
 
 class _Carried:

@@ -17,9 +17,12 @@ timeout at most, as it did before. Tips are trusted only while wakes are heard:
 fanout workers send a heartbeat each second, and after ``STALE`` seconds of
 silence, or from a disconnect until the link is back, the hub uses no tip and
 learns none, and parked polls read their queues again; polls read as they did
-before tips. With the tip, the hub keeps the client's newest items that wakes carried (``KEPT`` at
-most, shared between clients): a poll that finds all it lacks there is answered
-without reading the queue either.
+before tips. Each worker numbers its wake messages, so a message of one worker
+lost on the way (a gap in its numbers), or one worker falling silent while
+others are heard, forgets every tip and makes parked polls read as well. With
+the tip, the hub keeps the client's newest items that wakes carried (``KEPT``
+at most, shared between clients): a poll that finds all it lacks there is
+answered without reading the queue either.
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ class WaiterHub:
         self.generation = 0  # moves on when items are rewritten: older kept items are stale
         self.stale = False  # True while wakes may not reach this process: no tip is trusted
         self.heard = time.monotonic()  # of the last wake or heartbeat (or of subscribing)
+        self._origins: dict[str, tuple[int, float]] = {}  # worker → last number heard, when
         HEARD.set(1)
         self.closing = False
 
@@ -210,11 +214,18 @@ class WaiterHub:
 
     def check(self, now: float) -> None:
         """Called every second: silence past ``STALE`` means wakes may be lost without
-        a disconnect to say so; parked polls read their queues again."""
+        a disconnect to say so; parked polls read their queues again. So does one
+        worker's silence while others are heard: its wakes may be what is lost."""
+        silent = [o for o, (_, at) in self._origins.items() if now - at > STALE]
+        for origin in silent:
+            del self._origins[origin]
         if not self.stale and now - self.heard > STALE:
             log.warning("no wakes heard; long-polls read their queues", silent_s=now - self.heard)
             self.stale = True
             HEARD.set(0)
+            self.recheck()
+        elif silent and not self.stale:
+            log.warning("a fanout worker fell silent; long-polls read their queues", workers=silent)
             self.recheck()
 
     async def watch(self, stop: asyncio.Event) -> None:
@@ -248,13 +259,16 @@ class WaiterHub:
             HEARD.set(1)
             self.recheck()
 
-    def on_wake_message(self, data: bytes) -> None:
+    def on_wake_message(self, data: bytes, now: float | None = None) -> None:
+        """A message on the wake subject, heard at monotonic time ``now`` (default: now)."""
         try:
             wake = _decoder.decode(data)
         except msgspec.DecodeError:
             log.warning("undecodable wake message")
             return
-        self.heard_now(time.monotonic())
+        now = time.monotonic() if now is None else now
+        self.heard_now(now)
+        missed = self._missed(wake, now)
         if wake.recheck:
             self.recheck()
             return
@@ -273,6 +287,21 @@ class WaiterHub:
                     tip.drop()
             if client_id in waiters:
                 self.wake(client_id, seq, wake.picks[index] if carried else None, items)
+        if missed:  # after the wake's own answers: its waiters need no read
+            self.recheck()
+
+    def _missed(self, wake: Wake, now: float) -> bool:
+        """Whether wakes of ``wake``'s worker may have been lost before it: its number
+        does not follow the last one heard, or it is the first heard and not its
+        worker's first."""
+        if not wake.origin:
+            return False  # unnumbered
+        last = self._origins.get(wake.origin)
+        self._origins[wake.origin] = (wake.number, now)
+        missed = wake.number > 1 if last is None else wake.number != last[0] + 1
+        if missed:
+            log.info("wakes of a fanout worker missed", worker=wake.origin, number=wake.number)
+        return missed
 
     @property
     def waiting(self) -> int:

@@ -219,3 +219,49 @@ async def test_a_batch_that_rewrote_items_drops_every_client_s_kept_items() -> N
     hub.on_wake_message(_carried([("c2", 2)], [b'{"pos":2}'], [[0]]))
     assert hub.kept("c2", 1, 10) == page_json([b'{"pos":2}'], 2, 1)
     assert hub.kept("c2", 0, 10) is None  # the item before the rewrite is not
+
+
+def _numbered(origin: str, number: int, clients: list[tuple[str, int]] | None = None) -> bytes:
+    return msgspec.json.encode(Wake(clients=clients or [], origin=origin, number=number))
+
+
+async def test_a_gap_in_a_worker_s_wakes_forgets_tips_and_rechecks_parked_polls() -> None:
+    hub = WaiterHub()
+    hub.on_wake_message(_numbered("w1", 1))  # its worker's first: nothing missed
+    hub.learn(hub.register("c1", after=1), 1)
+    hub.on_wake_message(_numbered("w1", 2, [("c1", 2)]))
+    assert hub.tip("c1") == 2  # in order: the tip holds, and rises
+    parked = hub.register("c2", after=0)
+    woken = hub.register("c1", after=2)
+    hub.on_wake_message(_numbered("w1", 4, [("c1", 4)]))  # number 3 was lost on the way
+    assert hub.tip("c1") is None
+    assert await parked.wait(0) and parked.rechecked and parked.woken_at is None
+    assert await woken.wait(0) and woken.woken_at is not None  # the wake itself still wakes
+
+
+async def test_a_worker_first_heard_past_its_first_wake_may_have_lost_some() -> None:
+    hub = WaiterHub()
+    hub.learn(hub.register("c1", after=1), 1)
+    hub.on_wake_message(_numbered("w1", 1))
+    assert hub.tip("c1") == 1
+    hub.on_wake_message(_numbered("w2", 7))  # a gateway started late, or its link was cut
+    assert hub.tip("c1") is None
+
+
+async def test_one_worker_s_silence_is_a_loss_though_others_are_heard() -> None:
+    hub = WaiterHub()
+    hub.on_wake_message(_numbered("w1", 1), now=100.0)
+    hub.on_wake_message(_numbered("w2", 1), now=100.0)
+    hub.learn(hub.register("c1", after=1), 1)
+    hub.on_wake_message(_numbered("w2", 2), now=99.5 + STALE)
+    hub.check(99.5 + STALE)
+    assert hub.tip("c1") == 1  # w1 silent for less than STALE yet
+    parked = hub.register("c2", after=0)
+    hub.on_wake_message(_numbered("w2", 3), now=101.0 + STALE)
+    hub.check(101.5 + STALE)  # w1 silent past STALE while w2 is heard
+    assert not hub.stale and hub.tip("c1") is None
+    assert await parked.wait(0) and parked.rechecked
+    hub.learn(hub.register("c1", after=1), 1)
+    assert hub.tip("c1") == 1  # w2's wakes are heard: tips are trusted again
+    hub.on_wake_message(_numbered("w1", 9), now=102.0 + STALE)  # w1 back: what it sent is lost
+    assert hub.tip("c1") is None
