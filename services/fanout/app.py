@@ -71,18 +71,23 @@ class DeliveryProjection:
         carried = _Carried()
         queue_rows = 0
         started = time.perf_counter()
+        events: list[AnyEvent] = []
+        undecodable: list[tuple[Delivery, str]] = []
+        for delivery in batch:
+            try:
+                events.append(decode_event(delivery.data))
+            except msgspec.DecodeError as error:
+                undecodable.append((delivery, repr(error)))
         async with self.pool.acquire() as conn, conn.transaction():
-            if await store.lock_position(conn, self.stream, partition) != after:
+            position, done = await store.lock_position_and_find(
+                conn, self.stream, partition, [e.event_id for e in events]
+            )
+            if position != after:
                 # Another owner committed here, and may have died before its wakes.
                 await self.publish_recheck()
                 raise PositionConflict(partition)
-            events: list[AnyEvent] = []
-            for delivery in batch:
-                try:
-                    events.append(decode_event(delivery.data))
-                except msgspec.DecodeError as error:
-                    await _park_in(conn, self.stream, delivery, repr(error))
-            done = await store.already_projected(conn, [e.event_id for e in events])
+            for delivery, reason in undecodable:
+                await _park_in(conn, self.stream, delivery, reason)
             fresh = await extras.admit(conn, [e for e in events if e.event_id not in done])
             cut = segments(fresh)
             # Edits and deletes rewrite items (delivery.messages) after they are written:
@@ -106,7 +111,7 @@ class DeliveryProjection:
             size=len(batch),
             processed=len(fresh),
             redelivered=len(done),  # not the changes dropped as changing nothing
-            parked=len(batch) - len(events),
+            parked=len(undecodable),
             queue_rows=queue_rows,
             seconds=time.perf_counter() - started,
         )

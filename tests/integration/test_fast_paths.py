@@ -5,6 +5,8 @@
 - A long-poll answered from what a wake carried is the answer a read of the
   queue gives, and a batch too big to carry is read instead.
 - Cursors recorded by one statement for many polls are each recorded.
+- A batch of channel items alone is queued by a statement of its own exactly
+  as the general statement queues it.
 - A poll level with its client's known tip parks without reading the queue, and
   still gets every item, refuses a revoked token at once, and is answered when
   a fanout worker that starts again asks for a recheck after a lost wake.
@@ -13,6 +15,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,7 +30,9 @@ from libs import db
 from libs.bus import Delivery, PositionConflict
 from libs.items import WAKE_ITEMS, Wake
 from libs.subjects import Subjects
+from services.fanout import store
 from services.fanout.app import DeliveryProjection
+from services.fanout.handlers import StoredItem
 from tests.harness import (
     ApiClient,
     System,
@@ -300,3 +306,41 @@ def _skipped(answer: str = "park") -> float:
 
 def _after(seq: int, timeout: float) -> dict[str, Any]:
     return {"after": seq, "timeout": timeout}
+
+
+async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queues_it(
+    system: System,
+) -> None:
+    """Fanout writes a batch of channel items alone with a statement of their own."""
+    alice = await ApiClient.create(system.base_url, "alice", password="pw-alice")
+    bob = await ApiClient.create(system.base_url, "bob")
+    phone = await ApiClient.login(system.base_url, "alice", "pw-alice")  # a second client
+    for member, channels in ((alice, ("#a", "#b")), (bob, ("#a", "#c"))):
+        for channel in channels:
+            await member.join(channel)
+    now = datetime.now(UTC)
+    items = [
+        StoredItem(uuid.uuid4(), c, "PRIVMSG", "alice", None, c, [], [f"to {c}"], {}, now, c)
+        for c in ("#a", "#b", "#a", "#c", "#nobody")
+    ]
+    positions = [10**9 + n for n in range(len(items))]
+    answers, queues = [], []
+    async with system.db() as conn:
+        for statement in (store._WRITE_CHANNEL_ITEMS, store._WRITE_ITEMS):
+            written = conn.transaction()
+            await written.start()
+            rows = await conn.fetch(statement, *store._write_args(items, positions, True))
+            answers.append(sorted(tuple(r) for r in rows))
+            queues.append(
+                await conn.fetch(
+                    """SELECT q.client_id, q.seq, m.event_id FROM delivery.client_queues q
+                       JOIN delivery.messages m ON m.id = q.message_id
+                       WHERE m.pos >= $1 ORDER BY q.client_id, q.seq""",
+                    10**9,
+                )
+            )
+            await written.rollback()  # the other statement writes the same
+    assert answers[0] == answers[1]
+    assert queues[0] == queues[1]
+    assert len(queues[0]) == 3 * 2 + 3  # three items for each of alice's clients, three for bob
+    await close(alice, bob, phone)
