@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from services.gateway.wire import _Joined
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.server import ServerState
+
+from services.gateway.wire import OneWrite, _Joined
 
 
 class _Transport:
@@ -23,8 +27,11 @@ class _Transport:
     def close(self) -> None:
         self.closed = True
 
-    def get_extra_info(self, name: str) -> str:
-        return f"info {name}"
+    def get_extra_info(self, name: str) -> object:
+        # What uvicorn's protocol asks on connecting: no socket, but addresses.
+        if name in ("peername", "sockname"):
+            return ("127.0.0.1", 8080)
+        return None if name in ("socket", "sslcontext") else f"info {name}"
 
 
 def _joined(transport: _Transport) -> _Joined:
@@ -67,5 +74,30 @@ async def test_a_write_to_a_transport_closing_meanwhile_is_dropped() -> None:
 async def test_everything_else_is_the_real_transport_s() -> None:
     transport = _Transport()
     joined = _joined(transport)
-    assert joined.get_extra_info("peername") == "info peername"
+    assert joined.get_extra_info("cipher") == "info cipher"
     assert not joined.is_closing()
+
+
+async def test_a_complete_response_goes_out_at_once() -> None:
+    """When one step answers many polls, each answer leaves as it completes."""
+    transport = _Transport()
+    sent: list[list[bytes]] = []
+    answered = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"page"})
+        sent.append(list(transport.writes))  # still in the app's step
+        answered.set()
+
+    # No log_config: the test leaves logging as it found it (uvicorn would configure it).
+    config = uvicorn.Config(app, http=OneWrite, lifespan="off", log_config=None)
+    config.load()
+    protocol = OneWrite(config=config, server_state=ServerState(), app_state={})
+    protocol.connection_made(cast(asyncio.Transport, transport))
+    protocol.data_received(b"GET /api/v1/messages HTTP/1.1\r\nHost: chinwag\r\n\r\n")
+    await asyncio.wait_for(answered.wait(), 5)
+    [response] = sent[0]
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert response.endswith(b"\r\n\r\npage")
