@@ -96,16 +96,21 @@ class DeliveryProjection:
             # pins live in tables of their own, which no queue item is read from.
             rewrote = any(isinstance(e, MessageEdited | MessageDeleted) for e in fresh)
             carry = sum(len(segment.items) for segment in cut) <= WAKE_ITEMS and not rewrote
+            # The position is saved by the first statement writing items, else by one of its own.
+            unsaved: tuple[str, int, int] | None = (self.stream, partition, batch[-1].stream_seq)
             for segment in cut:
                 await store.apply_changes(conn, segment.before)
-                written = await store.write_items(conn, segment.items, with_picks=carry)
+                written = await store.write_items(conn, segment.items, carry, unsaved)
+                if segment.items:
+                    unsaved = None
                 woken.update(written.last_seqs)
                 queue_rows += written.rows
                 if carry:
                     carried.add(segment.items, written)
                 await store.apply_changes(conn, segment.after)
             await extras.project(conn, fresh)
-            await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
+            if unsaved is not None:
+                await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
         metrics.record_batch(
             partition,
             size=len(batch),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,22 +12,38 @@ import msgspec
 from libs.db import Conn
 from services.fanout.handlers import Change, Join, StoredItem
 
-# One statement writes the items, finds their recipients from membership
-# joined with clients, takes each client's next seqs under the row lock of its
-# counter (rows locked in client id order, so concurrent writers never
-# deadlock and never commit a later seq before an earlier one), and writes one
-# queue row per recipient client. Its recipients are ``{recipients}``: those of
-# any item (``_ANY_RECIPIENTS``), or, for a batch of channel items alone (the
-# common case), the channel's member clients (``_CHANNEL_RECIPIENTS``), a
-# statement PostgreSQL plans in half the time.
+# One statement numbers the items in their targets' histories (each target's
+# row locked in target order) and writes them, finds their recipients from
+# membership joined with clients, takes each client's next seqs under the row
+# lock of its counter (rows locked in client id order, so concurrent writers
+# never deadlock and never commit a later seq before an earlier one), writes one
+# queue row per recipient client and, given one, saves the partition's
+# position. Its recipients are ``{recipients}``: those of any item
+# (``_ANY_RECIPIENTS``), or, for a batch of channel items alone (the common
+# case), the channel's member clients (``_CHANNEL_RECIPIENTS``), a statement
+# PostgreSQL plans in half the time. Its first row is the batch's (client_id
+# NULL): the items' positions and the queue rows written; then a row per
+# recipient client.
 _WRITE = """
-WITH ev AS (
+WITH given AS (
     SELECT * FROM unnest(
-        $1::int[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::uuid[],
-        $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
-        $14::uuid[], $15::uuid[], $16::text[]
-    ) AS e(ord, event_id, target, pos, command, sender, sender_id,
+        $1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[],
+        $13::uuid[], $14::uuid[], $15::text[]
+    ) AS e(ord, event_id, target, command, sender, sender_id,
            to_name, params, body, meta, created_at, channel, session_a, session_b, channels)
+),
+targets AS (
+    INSERT INTO delivery.targets AS t (target, last_pos)
+    SELECT target, count(*) FROM given GROUP BY target ORDER BY target
+    ON CONFLICT (target) DO UPDATE SET last_pos = t.last_pos + excluded.last_pos
+    RETURNING target, last_pos
+),
+ev AS (
+    SELECT given.*,
+           t.last_pos - count(*) OVER w + row_number() OVER (w ORDER BY given.ord) AS pos
+    FROM given JOIN targets t USING (target)
+    WINDOW w AS (PARTITION BY given.target)
 ),
 msg AS (
     INSERT INTO delivery.messages
@@ -56,9 +71,17 @@ queued AS (
     SELECT client_id, seq, message_id FROM numbered
 ),
 picks AS (
-    SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $17 GROUP BY client_id
+    SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $16 GROUP BY client_id
+),
+saved AS (
+    UPDATE delivery.partition_offsets SET stream_seq = $19
+    WHERE $19::bigint IS NOT NULL AND stream = $17 AND partition = $18
 )
-SELECT c.client_id::text AS client_id, c.last_seq, p.ords, (SELECT count(*) FROM rcpt) AS queued
+SELECT NULL AS client_id, NULL::bigint AS last_seq, NULL::int[] AS ords,
+       (SELECT count(*) FROM rcpt) AS queued,
+       (SELECT array_agg(pos ORDER BY ord) FROM ev) AS positions
+UNION ALL
+SELECT c.client_id::text, c.last_seq, p.ords, NULL, NULL
 FROM counters c LEFT JOIN picks p USING (client_id)
 """
 
@@ -104,14 +127,6 @@ _encode = msgspec.json.Encoder().encode
 def _json(value: Any) -> str:
     # Nested lists would be taken for a multi-dimensional array: send JSON text.
     return _encode(value).decode()
-
-
-_NEXT_POSITIONS = """
-INSERT INTO delivery.targets AS t (target, last_pos)
-SELECT target, count(*) FROM unnest($1::text[]) AS u(target) GROUP BY target ORDER BY target
-ON CONFLICT (target) DO UPDATE SET last_pos = t.last_pos + excluded.last_pos
-RETURNING target, last_pos
-"""
 
 
 async def lock_position(conn: Conn, stream: str, partition: int) -> int:
@@ -204,45 +219,45 @@ class Written:
     picks: dict[str, list[int]] | None  # per client, the indexes of the items it got
 
 
-async def write_items(conn: Conn, items: list[StoredItem], with_picks: bool = False) -> Written:
+async def write_items(
+    conn: Conn,
+    items: list[StoredItem],
+    with_picks: bool = False,
+    position: tuple[str, int, int] | None = None,
+) -> Written:
     """Write items once and queue them to every recipient client.
 
-    ``with_picks`` also returns, per recipient client, which items it got, in order.
+    ``with_picks`` also returns, per recipient client, which items it got, in
+    order; ``position`` (stream, partition, stream seq), when given, is saved in
+    the same statement, as ``save_position`` saves it.
     """
     if not items:
         return Written({}, 0, [], {} if with_picks else None)
-    counts = Counter(item.target for item in items)
-    last = {
-        r["target"]: r["last_pos"]
-        for r in await conn.fetch(_NEXT_POSITIONS, [i.target for i in items])
-    }
-    next_pos = {target: last[target] - n + 1 for target, n in counts.items()}
-    positions = []
-    for item in items:
-        positions.append(next_pos[item.target])
-        next_pos[item.target] += 1
     only_channels = not any(i.sessions or i.channels for i in items)
     rows = await conn.fetch(
         _WRITE_CHANNEL_ITEMS if only_channels else _WRITE_ITEMS,
-        *_write_args(items, positions, with_picks),
+        *_write_args(items, with_picks, position),
     )
-    queued = int(rows[0]["queued"]) if rows else 0
-    last_seqs = {r["client_id"]: r["last_seq"] for r in rows}
+    batch = next(r for r in rows if r["client_id"] is None)
+    clients = [r for r in rows if r["client_id"] is not None]
+    last_seqs = {r["client_id"]: r["last_seq"] for r in clients}
     picks: dict[str, list[int]] | None = None
     if with_picks and len(items) == 1:  # each recipient got the one item: nothing to ask
         picks = {client: [0] for client in last_seqs}
     elif with_picks:
-        picks = {r["client_id"]: r["ords"] for r in rows}
-    return Written(last_seqs, queued, positions, picks)
+        picks = {r["client_id"]: r["ords"] for r in clients}
+    return Written(last_seqs, int(batch["queued"]), list(batch["positions"]), picks)
 
 
-def _write_args(items: list[StoredItem], positions: list[int], with_picks: bool) -> list[Any]:
-    """The parameters of ``_WRITE`` for ``items`` at ``positions``."""
+def _write_args(
+    items: list[StoredItem], with_picks: bool, position: tuple[str, int, int] | None = None
+) -> list[Any]:
+    """The parameters of ``_WRITE`` for ``items``."""
+    stream, partition, stream_seq = position or ("", 0, None)
     return [
         list(range(len(items))),
         [i.event_id for i in items],
         [i.target for i in items],
-        positions,
         [i.command for i in items],
         [i.sender for i in items],
         [i.sender_id for i in items],
@@ -256,6 +271,9 @@ def _write_args(items: list[StoredItem], positions: list[int], with_picks: bool)
         [i.sessions[-1] if i.sessions else None for i in items],
         [_json(list(i.channels)) if i.channels else None for i in items],
         with_picks and len(items) > 1,
+        stream,
+        partition,
+        stream_seq,
     ]
 
 
