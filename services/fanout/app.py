@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 from libs import bus, db, lifecycle, ops, telemetry
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Unavailable
 from libs.db import Conn
-from libs.events import AnyEvent, MessageDeleted, MessageEdited, decode_event
+from libs.events import AnyEvent, MessageDeleted, MessageEdited, MessagePosted, decode_event
 from libs.items import (
     HEARTBEAT,
     WAKE_CHUNK,
@@ -33,7 +33,7 @@ from libs.lifecycle import sleep_unless
 from libs.settings import Settings
 from libs.subjects import Subjects
 from services.fanout import extras, metrics, store
-from services.fanout.handlers import StoredItem, segments
+from services.fanout.handlers import StoredItem, segments, stored_item
 from services.fanout.ownership import open_ownership
 
 log = structlog.get_logger(__name__)
@@ -67,9 +67,6 @@ class DeliveryProjection:
     async def _apply(
         self, partition: int, after: int, batch: Sequence[Delivery]
     ) -> AfterAck | None:
-        woken: dict[str, int] = {}
-        carried = _Carried()
-        queue_rows = 0
         started = time.perf_counter()
         events: list[AnyEvent] = []
         undecodable: list[tuple[Delivery, str]] = []
@@ -78,6 +75,33 @@ class DeliveryProjection:
                 events.append(decode_event(delivery.data))
             except msgspec.DecodeError as error:
                 undecodable.append((delivery, repr(error)))
+        claim = store.Claim(self.stream, partition, after, batch[-1].stream_seq)
+        items = None if undecodable else _plain_items(events)
+        if items is not None:
+            # One statement, no transaction around it: the whole batch, or nothing when
+            # the position is not ``after`` (another owner's, or none yet), and then
+            # the batch is applied as any other, which tells the two apart.
+            async with self.pool.acquire() as conn:
+                written = await store.write_items(conn, items, len(items) <= WAKE_ITEMS, claim)
+            if written.claimed:
+                metrics.record_batch(
+                    partition,
+                    size=len(batch),
+                    processed=len(written.written),
+                    redelivered=len(items) - len(written.written),
+                    parked=0,
+                    queue_rows=written.rows,
+                    seconds=time.perf_counter() - started,
+                )
+                carried: _Carried | None = None
+                if written.picks is not None:
+                    carried = _Carried()
+                    carried.add(items, written)
+                return self._waking(written.last_seqs, carried)
+
+        woken: dict[str, int] = {}
+        kept = _Carried()
+        queue_rows = 0
         async with self.pool.acquire() as conn, conn.transaction():
             position, done = await store.lock_position_and_find(
                 conn, self.stream, partition, [e.event_id for e in events]
@@ -96,21 +120,23 @@ class DeliveryProjection:
             # pins live in tables of their own, which no queue item is read from.
             rewrote = any(isinstance(e, MessageEdited | MessageDeleted) for e in fresh)
             carry = sum(len(segment.items) for segment in cut) <= WAKE_ITEMS and not rewrote
-            # The position is saved by the first statement writing items, else by one of its own.
-            unsaved: tuple[str, int, int] | None = (self.stream, partition, batch[-1].stream_seq)
+            # The first statement writing items moves the position, else one of its own.
+            unclaimed: store.Claim | None = claim
             for segment in cut:
                 await store.apply_changes(conn, segment.before)
-                written = await store.write_items(conn, segment.items, carry, unsaved)
+                written = await store.write_items(conn, segment.items, carry, unclaimed)
                 if segment.items:
-                    unsaved = None
+                    if unclaimed is not None and not written.claimed:
+                        raise PositionConflict(partition)  # not while we hold its lock
+                    unclaimed = None
                 woken.update(written.last_seqs)
                 queue_rows += written.rows
                 if carry:
-                    carried.add(segment.items, written)
+                    kept.add(segment.items, written)
                 await store.apply_changes(conn, segment.after)
             await extras.project(conn, fresh)
-            if unsaved is not None:
-                await store.save_position(conn, self.stream, partition, batch[-1].stream_seq)
+            if unclaimed is not None:
+                await store.save_position(conn, self.stream, partition, claim.to)
         metrics.record_batch(
             partition,
             size=len(batch),
@@ -120,11 +146,19 @@ class DeliveryProjection:
             queue_rows=queue_rows,
             seconds=time.perf_counter() - started,
         )
+        return self._waking(woken, kept if carry else None, rewrote)
+
+    def _waking(
+        self, woken: dict[str, int], carried: _Carried | None, rewrote: bool = False
+    ) -> AfterAck | None:
+        """What publishes a committed batch's wakes, when it has any."""
+        if not woken and not rewrote:
+            return None
 
         async def wake() -> None:
-            await self.publish_wakes(woken, carried if carry else None, rewrote)
+            await self.publish_wakes(woken, carried, rewrote)
 
-        return wake if woken or rewrote else None
+        return wake
 
     async def park(self, partition: int, delivery: Delivery, error: str) -> None:
         log.error("event parked as poison", seq=delivery.stream_seq, error=error)
@@ -200,8 +234,11 @@ class _Carried:
         self.size = 0
 
     def add(self, items: list[StoredItem], written: store.Written) -> None:
+        """``items`` as given to ``write_items``, of which it wrote ``written``."""
         offset = len(self.items)
-        for item, pos in zip(items, written.positions, strict=True):
+        index = {ord_: n for n, ord_ in enumerate(written.written)}  # given → carried
+        mine = [items[ord_] for ord_ in written.written]
+        for item, pos in zip(mine, written.positions, strict=True):
             encoded = encode_item(
                 Item(
                     pos=pos,
@@ -218,7 +255,24 @@ class _Carried:
             self.items.append(encoded)
             self.size += len(encoded)
         for client, ords in (written.picks or {}).items():
-            self.picks.setdefault(client, []).extend(offset + o for o in ords)
+            self.picks.setdefault(client, []).extend(offset + index[o] for o in ords)
+
+
+def _plain_items(events: list[AnyEvent]) -> list[StoredItem] | None:
+    """The items of a batch of channel messages alone, none a reply: items to write
+    and nothing else (no membership, nothing beyond IRC: ``extras.admit`` and
+    ``extras.project`` leave such a batch alone). None for any other batch."""
+    items = []
+    for event in events:
+        if not isinstance(event, MessagePosted) or event.peer_id is not None:
+            return None
+        if extras.reply_parent(event.meta) is not None:
+            return None
+        item = stored_item(event)
+        if item is None:
+            return None
+        items.append(item)
+    return items
 
 
 async def _park_in(conn: Conn, stream: str, delivery: Delivery, error: str) -> None:

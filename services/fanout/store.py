@@ -16,22 +16,34 @@ from services.fanout.handlers import Change, Join, StoredItem
 # row locked in target order) and writes them, finds their recipients from
 # membership joined with clients, takes each client's next seqs under the row
 # lock of its counter (rows locked in client id order, so concurrent writers
-# never deadlock and never commit a later seq before an earlier one), writes one
-# queue row per recipient client and, given one, saves the partition's
-# position. Its recipients are ``{recipients}``: those of any item
-# (``_ANY_RECIPIENTS``), or, for a batch of channel items alone (the common
-# case), the channel's member clients (``_CHANNEL_RECIPIENTS``), a statement
-# PostgreSQL plans in half the time. Its first row is the batch's (client_id
-# NULL): the items' positions and the queue rows written; then a row per
+# never deadlock and never commit a later seq before an earlier one), and writes
+# one queue row per recipient client. Items whose event already has one (a
+# redelivery, a republished event) are left out. Given a claim ($17-$20), it
+# also moves the partition's position from $20 to $19, and writes only when it
+# did: run on its own, outside a transaction, the statement is the whole of a
+# batch, atomic, and a position moved meanwhile by another owner (or no
+# position yet) leaves everything as it was. Its recipients are
+# ``{recipients}``: those of any item (``_ANY_RECIPIENTS``), or, for a batch of
+# channel items alone (the common case), the channel's member clients
+# (``_CHANNEL_RECIPIENTS``), a statement PostgreSQL plans in half the time. Its
+# first row is the batch's (client_id NULL): whether it claimed, which items
+# (ords) it wrote, their positions and the queue rows written; then a row per
 # recipient client.
 _WRITE = """
-WITH given AS (
+WITH claimed AS (
+    UPDATE delivery.partition_offsets SET stream_seq = $19
+    WHERE $19::bigint IS NOT NULL AND stream = $17 AND partition = $18 AND stream_seq = $20
+    RETURNING stream_seq
+),
+given AS (
     SELECT * FROM unnest(
         $1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[],
         $13::uuid[], $14::uuid[], $15::text[]
     ) AS e(ord, event_id, target, command, sender, sender_id,
            to_name, params, body, meta, created_at, channel, session_a, session_b, channels)
+    WHERE ($19::bigint IS NULL OR EXISTS (SELECT FROM claimed))
+      AND NOT EXISTS (SELECT FROM delivery.messages m WHERE m.event_id = e.event_id)
 ),
 targets AS (
     INSERT INTO delivery.targets AS t (target, last_pos)
@@ -72,16 +84,14 @@ queued AS (
 ),
 picks AS (
     SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $16 GROUP BY client_id
-),
-saved AS (
-    UPDATE delivery.partition_offsets SET stream_seq = $19
-    WHERE $19::bigint IS NOT NULL AND stream = $17 AND partition = $18
 )
 SELECT NULL AS client_id, NULL::bigint AS last_seq, NULL::int[] AS ords,
-       (SELECT count(*) FROM rcpt) AS queued,
-       (SELECT array_agg(pos ORDER BY ord) FROM ev) AS positions
+       EXISTS (SELECT FROM claimed) AS claimed,
+       ARRAY(SELECT ord FROM ev ORDER BY ord) AS written,
+       ARRAY(SELECT pos FROM ev ORDER BY ord) AS positions,
+       (SELECT count(*) FROM rcpt) AS queued
 UNION ALL
-SELECT c.client_id::text, c.last_seq, p.ords, NULL, NULL
+SELECT c.client_id::text, c.last_seq, p.ords, NULL, NULL, NULL, NULL
 FROM counters c LEFT JOIN picks p USING (client_id)
 """
 
@@ -209,34 +219,44 @@ async def apply_changes(conn: Conn, changes: list[Change]) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A partition's position, to move from ``after`` to ``to`` where items are written."""
+
+    stream: str
+    partition: int
+    after: int
+    to: int
+
+
 @dataclass
 class Written:
     """What one ``write_items`` did."""
 
     last_seqs: dict[str, int]  # each recipient client's last seq
     rows: int  # queue rows written
-    positions: list[int]  # each item's position in its target's history
+    written: list[int]  # the indexes of the items written (not there already), in order
+    positions: list[int]  # each written item's position in its target's history
     picks: dict[str, list[int]] | None  # per client, the indexes of the items it got
+    claimed: bool = False  # the claim, when given, moved the position
 
 
 async def write_items(
-    conn: Conn,
-    items: list[StoredItem],
-    with_picks: bool = False,
-    position: tuple[str, int, int] | None = None,
+    conn: Conn, items: list[StoredItem], with_picks: bool = False, claim: Claim | None = None
 ) -> Written:
-    """Write items once and queue them to every recipient client.
+    """Write items once (those whose event has none yet) and queue them to every
+    recipient client.
 
     ``with_picks`` also returns, per recipient client, which items it got, in
-    order; ``position`` (stream, partition, stream seq), when given, is saved in
-    the same statement, as ``save_position`` saves it.
+    order. With a ``claim``, the statement moves the partition's position and
+    writes nothing unless it did (see ``_WRITE``).
     """
     if not items:
-        return Written({}, 0, [], {} if with_picks else None)
+        return Written({}, 0, [], [], {} if with_picks else None)
     only_channels = not any(i.sessions or i.channels for i in items)
     rows = await conn.fetch(
         _WRITE_CHANNEL_ITEMS if only_channels else _WRITE_ITEMS,
-        *_write_args(items, with_picks, position),
+        *_write_args(items, with_picks, claim),
     )
     batch = next(r for r in rows if r["client_id"] is None)
     clients = [r for r in rows if r["client_id"] is not None]
@@ -246,14 +266,18 @@ async def write_items(
         picks = {client: [0] for client in last_seqs}
     elif with_picks:
         picks = {r["client_id"]: r["ords"] for r in clients}
-    return Written(last_seqs, int(batch["queued"]), list(batch["positions"]), picks)
+    return Written(
+        last_seqs,
+        int(batch["queued"]),
+        list(batch["written"]),
+        list(batch["positions"]),
+        picks,
+        bool(batch["claimed"]),
+    )
 
 
-def _write_args(
-    items: list[StoredItem], with_picks: bool, position: tuple[str, int, int] | None = None
-) -> list[Any]:
+def _write_args(items: list[StoredItem], with_picks: bool, claim: Claim | None) -> list[Any]:
     """The parameters of ``_WRITE`` for ``items``."""
-    stream, partition, stream_seq = position or ("", 0, None)
     return [
         list(range(len(items))),
         [i.event_id for i in items],
@@ -271,9 +295,10 @@ def _write_args(
         [i.sessions[-1] if i.sessions else None for i in items],
         [_json(list(i.channels)) if i.channels else None for i in items],
         with_picks and len(items) > 1,
-        stream,
-        partition,
-        stream_seq,
+        claim.stream if claim else "",
+        claim.partition if claim else 0,
+        claim.to if claim else None,
+        claim.after if claim else None,
     ]
 
 

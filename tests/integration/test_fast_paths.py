@@ -6,7 +6,9 @@
   queue gives, and a batch too big to carry is read instead.
 - Cursors recorded by one statement for many polls are each recorded.
 - A batch of channel items alone is queued by a statement of its own exactly
-  as the general statement queues it.
+  as the general statement queues it; a batch of channel messages alone is
+  applied by that one statement, outside a transaction, and where the
+  partition's position is not where the batch expects it writes nothing.
 - A poll level with its client's known tip parks without reading the queue, and
   still gets every item, refuses a revoked token at once, and is answered when
   a fanout worker that starts again asks for a recheck after a lost wake.
@@ -28,6 +30,7 @@ from prometheus_client import REGISTRY
 
 from libs import db
 from libs.bus import Delivery, PositionConflict
+from libs.events import MessagePosted, encode_event
 from libs.items import WAKE_ITEMS, Wake
 from libs.subjects import Subjects
 from services.fanout import store
@@ -328,7 +331,7 @@ async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queue
         for statement in (store._WRITE_CHANNEL_ITEMS, store._WRITE_ITEMS):
             written = conn.transaction()
             await written.start()
-            rows = await conn.fetch(statement, *store._write_args(items, True))
+            rows = await conn.fetch(statement, *store._write_args(items, True, None))
             answers.append(sorted((tuple(r) for r in rows), key=str))
             queues.append(
                 await conn.fetch(
@@ -343,3 +346,59 @@ async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queue
     assert queues[0] == queues[1]
     assert len(queues[0]) == 3 * 2 + 3  # three items for each of alice's clients, three for bob
     await close(alice, bob, phone)
+
+
+async def test_a_batch_of_channel_messages_writes_nothing_off_its_position(
+    system: System,
+) -> None:
+    """Without a position yet the batch is applied in a transaction that starts one;
+    a batch whose position moved on is a conflict and leaves no item behind."""
+    alice = await ApiClient.create(system.base_url, "alice")
+    await alice.join("#r")
+    settings = system.settings.model_copy(update={"stream_name": "another-stream"})
+    subjects = Subjects(settings.subject_prefix, settings.partitions)
+    nc = await nats.connect(settings.nats())
+    pool = await db.create_pool(settings.dsn(), size=1)
+
+    def said(text: str) -> MessagePosted:
+        return MessagePosted(
+            event_id=uuid.uuid4(),
+            ts=datetime.now(UTC),
+            command="PRIVMSG",
+            sender_id=uuid.uuid4(),
+            sender="someone",
+            to="#r",
+            channel="#r",
+            body=[text],
+        )
+
+    first, late, second = said("first"), said("late"), said("second")
+
+    def delivery(seq: int, event: MessagePosted) -> Delivery:
+        return Delivery(seq, subjects.event(event), encode_event(event))
+
+    try:
+        projection = DeliveryProjection(pool, nc, settings)
+        assert await projection.position(0) == 0  # no position yet for this stream
+        woke = await projection.apply(0, 0, [delivery(1, first)])
+        assert woke is not None
+        await woke()
+        assert await projection.position(0) == 1
+        with pytest.raises(PositionConflict):  # a replay from before the position
+            await projection.apply(0, 0, [delivery(1, late)])
+        woke = await projection.apply(0, 1, [delivery(2, second)])
+        assert woke is not None
+        await woke()
+        assert await projection.position(0) == 2
+        async with system.db() as conn:
+            found = await conn.fetch(
+                "SELECT event_id FROM delivery.messages WHERE event_id = ANY($1::uuid[])",
+                [first.event_id, late.event_id, second.event_id],
+            )
+        assert {r["event_id"] for r in found} == {first.event_id, second.event_id}
+        items = await alice.receive_until(lambda i: i["body"] == ["second"])
+        assert texts(items) == ["first", "second"]
+    finally:
+        await pool.close()
+        await nc.close()
+        await alice.close()
