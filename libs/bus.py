@@ -182,9 +182,10 @@ class Projection(Protocol):
         ...
 
     async def apply(self, partition: int, after: int, batch: Sequence[Delivery]) -> AfterAck | None:
-        """Project a batch that directly follows position ``after``, in one transaction.
+        """Project a batch that directly follows position ``after``, atomically (in one
+        transaction, or one statement).
 
-        Records the new position in that transaction; raises ``PositionConflict``
+        Records the new position with it; raises ``PositionConflict``
         when the stored position is not ``after``, any other error to retry.
         """
         ...
