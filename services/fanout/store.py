@@ -12,6 +12,19 @@ import msgspec
 from libs.db import Conn
 from services.fanout.handlers import Change, Join, StoredItem
 
+
+def _take_numbers(table: str, key: str, last: str, source: str) -> str:
+    """The upsert taking, for each ``key`` of ``source``, as many numbers after its
+    counter's ``last`` as ``source`` has rows of it; it returns each new ``last``
+    (the rows take ``last - count + 1`` … ``last``). Counter rows are locked in key
+    order, so that concurrent writers wait for each other instead of deadlocking."""
+    return f"""
+    INSERT INTO {table} AS c ({key}, {last})
+    SELECT {key}, count(*) FROM {source} GROUP BY {key} ORDER BY {key}
+    ON CONFLICT ({key}) DO UPDATE SET {last} = c.{last} + excluded.{last}
+    RETURNING {key}, {last}"""
+
+
 # One statement numbers the items in their targets' histories (each target's
 # row locked in target order) and writes them, finds their recipients from
 # membership joined with clients, takes each client's next seqs under the row
@@ -28,7 +41,7 @@ from services.fanout.handlers import Change, Join, StoredItem
 # (``_CHANNEL_RECIPIENTS``), a statement PostgreSQL plans in half the time. Its
 # first row is the batch's (client_id NULL): whether it claimed, which items
 # (ords) it wrote, their positions and the queue rows written; then a row per
-# recipient client.
+# recipient client. Positions and seqs are both taken by ``_take_numbers``.
 _WRITE = """
 WITH claimed AS (
     UPDATE delivery.partition_offsets SET stream_seq = $19
@@ -45,12 +58,7 @@ given AS (
     WHERE ($19::bigint IS NULL OR EXISTS (SELECT FROM claimed))
       AND NOT EXISTS (SELECT FROM delivery.messages m WHERE m.event_id = e.event_id)
 ),
-targets AS (
-    INSERT INTO delivery.targets AS t (target, last_pos)
-    SELECT target, count(*) FROM given GROUP BY target ORDER BY target
-    ON CONFLICT (target) DO UPDATE SET last_pos = t.last_pos + excluded.last_pos
-    RETURNING target, last_pos
-),
+targets AS ({targets}),
 ev AS (
     SELECT given.*,
            t.last_pos - count(*) OVER w + row_number() OVER (w ORDER BY given.ord) AS pos
@@ -66,12 +74,7 @@ msg AS (
     RETURNING id, event_id
 ),
 rcpt AS ({recipients}),
-counters AS (
-    INSERT INTO delivery.client_seq AS s (client_id, last_seq)
-    SELECT client_id, count(*) FROM rcpt GROUP BY client_id ORDER BY client_id
-    ON CONFLICT (client_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq
-    RETURNING client_id, last_seq
-),
+counters AS ({counters}),
 numbered AS (
     SELECT r.client_id, r.message_id,
            c.last_seq - count(*) OVER w + row_number() OVER (w ORDER BY r.ord) AS seq
@@ -128,8 +131,12 @@ _ANY_RECIPIENTS = (
 """
 )
 
-_WRITE_ITEMS = _WRITE.format(recipients=_ANY_RECIPIENTS)
-_WRITE_CHANNEL_ITEMS = _WRITE.format(recipients=_CHANNEL_RECIPIENTS)
+_NUMBERS = {
+    "targets": _take_numbers("delivery.targets", "target", "last_pos", "given"),
+    "counters": _take_numbers("delivery.client_seq", "client_id", "last_seq", "rcpt"),
+}
+_WRITE_ITEMS = _WRITE.format(recipients=_ANY_RECIPIENTS, **_NUMBERS)
+_WRITE_CHANNEL_ITEMS = _WRITE.format(recipients=_CHANNEL_RECIPIENTS, **_NUMBERS)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -139,20 +146,16 @@ def _json(value: Any) -> str:
     return _encode(value).decode()
 
 
-async def lock_position(conn: Conn, stream: str, partition: int) -> int:
-    """Lock this partition's tracking row for the transaction and return its position.
+# Lock this partition's tracking row: made if missing, else locked by an update to itself.
+_LOCK_POSITION = """
+INSERT INTO delivery.partition_offsets AS o (stream, partition, stream_seq) VALUES ($1, $2, 0)
+ON CONFLICT (stream, partition) DO UPDATE SET stream_seq = o.stream_seq
+RETURNING stream_seq"""
 
-    One statement: the row is made if missing, else locked by an update to itself.
-    """
-    position = await conn.fetchval(
-        """INSERT INTO delivery.partition_offsets AS o (stream, partition, stream_seq)
-           VALUES ($1, $2, 0)
-           ON CONFLICT (stream, partition) DO UPDATE SET stream_seq = o.stream_seq
-           RETURNING stream_seq""",
-        stream,
-        partition,
-    )
-    return int(position)
+
+async def lock_position(conn: Conn, stream: str, partition: int) -> int:
+    """Lock this partition's tracking row for the transaction and return its position."""
+    return int(await conn.fetchval(_LOCK_POSITION, stream, partition))
 
 
 async def lock_position_and_find(
@@ -166,14 +169,10 @@ async def lock_position_and_find(
     position, so the caller, finding it moved, does not use the search.
     """
     row = await conn.fetchrow(
-        """WITH locked AS (
-               INSERT INTO delivery.partition_offsets AS o (stream, partition, stream_seq)
-               VALUES ($1, $2, 0)
-               ON CONFLICT (stream, partition) DO UPDATE SET stream_seq = o.stream_seq
-               RETURNING stream_seq)
-           SELECT (SELECT stream_seq FROM locked) AS position,
-                  ARRAY(SELECT event_id FROM delivery.messages
-                        WHERE event_id = ANY($3::uuid[])) AS done""",
+        f"""WITH locked AS ({_LOCK_POSITION})
+            SELECT (SELECT stream_seq FROM locked) AS position,
+                   ARRAY(SELECT event_id FROM delivery.messages
+                         WHERE event_id = ANY($3::uuid[])) AS done""",
         stream,
         partition,
         event_ids,
@@ -258,7 +257,7 @@ async def write_items(
         _WRITE_CHANNEL_ITEMS if only_channels else _WRITE_ITEMS,
         *_write_args(items, with_picks, claim),
     )
-    batch = next(r for r in rows if r["client_id"] is None)
+    [batch] = [r for r in rows if r["client_id"] is None]
     clients = [r for r in rows if r["client_id"] is not None]
     last_seqs = {r["client_id"]: r["last_seq"] for r in clients}
     picks: dict[str, list[int]] | None = None
