@@ -19,16 +19,7 @@ from libs import bus, db, lifecycle, ops, telemetry
 from libs.bus import AfterAck, Delivery, PartitionConsumer, PositionConflict, Unavailable
 from libs.db import Conn
 from libs.events import AnyEvent, MessageDeleted, MessageEdited, MessagePosted, decode_event
-from libs.items import (
-    HEARTBEAT,
-    WAKE_CHUNK,
-    WAKE_ITEM_BYTES,
-    WAKE_ITEMS,
-    Item,
-    Wake,
-    encode_item,
-    rfc3339,
-)
+from libs.items import HEARTBEAT, WAKE_CHUNK, WAKE_ITEM_BYTES, WAKE_ITEMS, Wake, with_pos
 from libs.lifecycle import sleep_unless
 from libs.settings import Settings
 from libs.subjects import Subjects
@@ -239,19 +230,7 @@ class _Carried:
         index = {ord_: n for n, ord_ in enumerate(written.written)}  # given → carried
         mine = [items[ord_] for ord_ in written.written]
         for item, pos in zip(mine, written.positions, strict=True):
-            encoded = encode_item(
-                Item(
-                    pos=pos,
-                    id=str(item.event_id),
-                    ts=rfc3339(item.created_at),
-                    command=item.command,
-                    from_=item.sender,
-                    to=item.to_name,
-                    params=item.params,
-                    body=item.body,
-                    meta=item.meta,
-                )
-            )
+            encoded = with_pos(pos, item.wire)
             self.items.append(encoded)
             self.size += len(encoded)
         for client, ords in (written.picks or {}).items():

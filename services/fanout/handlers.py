@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from libs.events import (
@@ -27,6 +28,7 @@ from libs.events import (
     SessionQuit,
     TopicChanged,
 )
+from libs.items import stored_wire
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,20 @@ class StoredItem:
     channel: str | None = None
     sessions: tuple[uuid.UUID, ...] = ()
     channels: tuple[str, ...] = ()
+
+    @cached_property
+    def wire(self) -> bytes:
+        """The item encoded, as queue reads send it but for ``seq`` and ``pos``."""
+        return stored_wire(
+            self.event_id,
+            self.created_at,
+            self.command,
+            self.sender,
+            self.to_name,
+            self.params,
+            self.body,
+            self.meta,
+        )
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def _take_numbers(table: str, key: str, last: str, source: str) -> str:
 # first row is the batch's (client_id NULL): whether it claimed, which items
 # (ords) it wrote, their positions and the queue rows written; then a row per
 # recipient client. Positions and seqs are both taken by ``_take_numbers``.
+# Each item is stored with its JSON as well ($21, ``StoredItem.wire``), which
+# queue reads send as it is.
 _WRITE = """
 WITH claimed AS (
     UPDATE delivery.partition_offsets SET stream_seq = $19
@@ -52,9 +54,9 @@ given AS (
     SELECT * FROM unnest(
         $1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
         $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[],
-        $13::uuid[], $14::uuid[], $15::text[]
+        $13::uuid[], $14::uuid[], $15::text[], $21::bytea[]
     ) AS e(ord, event_id, target, command, sender, sender_id,
-           to_name, params, body, meta, created_at, channel, session_a, session_b, channels)
+           to_name, params, body, meta, created_at, channel, session_a, session_b, channels, wire)
     WHERE ($19::bigint IS NULL OR EXISTS (SELECT FROM claimed))
       AND NOT EXISTS (SELECT FROM delivery.messages m WHERE m.event_id = e.event_id)
 ),
@@ -67,9 +69,10 @@ ev AS (
 ),
 msg AS (
     INSERT INTO delivery.messages
-        (event_id, target, pos, command, sender, sender_id, to_name, params, body, meta, created_at)
+        (event_id, target, pos, command, sender, sender_id, to_name, params, body, meta, created_at,
+         wire)
     SELECT event_id, target, pos, command, sender, sender_id, to_name,
-           params::jsonb, body::jsonb, meta::jsonb, created_at
+           params::jsonb, body::jsonb, meta::jsonb, created_at, wire
     FROM ev ORDER BY ord
     RETURNING id, event_id
 ),
@@ -298,6 +301,7 @@ def _write_args(items: list[StoredItem], with_picks: bool, claim: Claim | None) 
         claim.partition if claim else 0,
         claim.to if claim else None,
         claim.after if claim else None,
+        [i.wire for i in items],
     ]
 
 

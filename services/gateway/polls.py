@@ -26,11 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs import db, errors, ops, telemetry
 from libs.errors import ChatError
-from libs.items import Item, item_from_row
+from libs.items import queue_item
 from services.gateway import auth, store
 from services.gateway.acks import Acknowledgements
 from services.gateway.callers import Callers, Client
-from services.gateway.ephemeral import EphemeralHub, Notice
+from services.gateway.ephemeral import EphemeralHub
 from services.gateway.longpoll import Waiter, WaiterHub
 from services.gateway.models import MAX_POSITION
 
@@ -61,12 +61,6 @@ _PARKED_UNREAD = READS_SKIPPED.labels("park")  # bound once: counted per deliver
 _ANSWERED_KEPT = READS_SKIPPED.labels("kept")
 
 _encoder = msgspec.json.Encoder()
-
-
-class MessagesPage(msgspec.Struct, omit_defaults=True):
-    messages: list[Item]
-    last_seq: int
-    ephemeral: list[Notice] = []
 
 
 class Polling(Protocol):
@@ -156,16 +150,15 @@ async def answer(
     if acknowledged is not None:
         await _written(acknowledged)  # answered only once the cursor is recorded
     notices = gw.notices.drain(client_id)
-    if not rows and waiter.page is not None:
-        if not notices:
-            return waiter.page
-        return waiter.page[:-1] + b',"ephemeral":' + _encoder.encode(notices) + b"}"
-    page = MessagesPage(
-        messages=[item_from_row(r, r["seq"]) for r in rows],
-        last_seq=rows[-1]["seq"] if rows else after,
-        ephemeral=notices,
-    )
-    return _encoder.encode(page)
+    if rows or waiter.page is None:
+        items = b",".join([queue_item(r) for r in rows])
+        last_seq = rows[-1]["seq"] if rows else after
+        page = b'{"messages":[%s],"last_seq":%d}' % (items, last_seq)
+    else:
+        page = waiter.page
+    if not notices:
+        return page
+    return page[:-1] + b',"ephemeral":' + _encoder.encode(notices) + b"}"
 
 
 def _bound(rows: list[asyncpg.Record], after: int, limit: int) -> int | None:

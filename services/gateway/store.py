@@ -10,7 +10,7 @@ import asyncpg
 
 from libs.db import Conn
 from libs.irc import fold
-from libs.items import ITEM_COLUMNS
+from libs.items import QUEUE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ async def queue_of_token(
     """``queue_after``, in the same statement checking that the token is still the
     client's: None when it is not (logged out, expired, ended)."""
     rows = await pool.fetch(
-        f"""SELECT q.seq, {ITEM_COLUMNS}
+        f"""SELECT {QUEUE_COLUMNS}
             FROM identity.clients c
             LEFT JOIN LATERAL (
                 SELECT q.seq, q.message_id FROM delivery.client_queues q
@@ -141,7 +141,7 @@ async def queue_after(
     pool: asyncpg.Pool[Any], client_id: uuid.UUID, after: int, limit: int
 ) -> list[asyncpg.Record]:
     return await pool.fetch(
-        f"""SELECT q.seq, {ITEM_COLUMNS}
+        f"""SELECT {QUEUE_COLUMNS}
             FROM delivery.client_queues q JOIN delivery.messages m ON m.id = q.message_id
             WHERE q.client_id = $1 AND q.seq > $2
             ORDER BY q.seq LIMIT $3""",

@@ -4,6 +4,8 @@
   it out, expires it or ends its session; a NICK is seen there at once.
 - A long-poll answered from what a wake carried is the answer a read of the
   queue gives, and a batch too big to carry is read instead.
+- A queue read sends each item's JSON as fanout stored it, the item its columns
+  make; an item edited or deleted since is built from its columns.
 - Cursors recorded by one statement for many polls are each recorded.
 - A batch of channel items alone is queued by a statement of its own exactly
   as the general statement queues it; a batch of channel messages alone is
@@ -116,6 +118,49 @@ async def test_an_answer_carried_by_a_wake_is_the_answer_the_queue_gives(system:
         assert [i["body"] for i in page["messages"]] == [[f"line {round_}"]]
         assert page["messages"][0]["meta"] == META
         bob.seen = page["last_seq"]
+    await alice.close()
+    await bob.close()
+
+
+async def test_an_item_sent_as_stored_is_the_item_its_columns_make(system: System) -> None:
+    """A queue read sends each item's JSON as fanout stored it; an item rewritten
+    since (edited, deleted) has none, and is built from its columns."""
+    alice, bob = await people(system, "alice", "bob")
+    await alice.join("#s")
+    await bob.join("#s")
+    await bob.receive(1)
+    before = bob.seen
+    await alice.say("#s", "plain")
+    await alice.ok("NOTICE", to="#s", body=["ünï", "two lines"], meta=META)
+    await alice.ok("TOPIC", to="#s", body=["the topic"])
+    stored = await bob.receive(3)
+    assert [i["command"] for i in stored] == ["PRIVMSG", "NOTICE", "TOPIC"]
+    assert stored[1]["meta"] == META and stored[1]["body"] == ["ünï", "two lines"]
+    async with system.db() as conn:
+        kept = await conn.fetchval(
+            """SELECT count(*) FROM delivery.client_queues q
+               JOIN delivery.messages m ON m.id = q.message_id
+               WHERE q.client_id = $1 AND q.seq > $2 AND m.wire IS NOT NULL""",
+            uuid.UUID(bob.client_id),
+            before,
+        )
+        assert kept == 3  # the three were sent as stored …
+        await conn.execute("UPDATE delivery.messages SET wire = NULL")
+    built = await bob.http.get("/api/v1/messages", params=_after(before, 0))
+    assert built.json()["messages"] == stored  # … and are the items their columns make
+
+    since = bob.seen
+    line = (await alice.say("#s", "teh plan"))["id"]
+    await bob.receive(1)
+    await alice.ok("EDIT", to="#s", params=[line], body=["the plan"])
+    await bob.receive_until(lambda i: i["command"] == "EDIT")
+    page = (await bob.http.get("/api/v1/messages", params=_after(since, 0))).json()
+    assert page["messages"][0]["id"] == line
+    assert page["messages"][0]["body"] == ["the plan"]  # as edited, not as stored
+    await alice.ok("DELETE", to="#s", params=[line])
+    await bob.receive_until(lambda i: i["command"] == "DELETE")
+    page = (await bob.http.get("/api/v1/messages", params=_after(since, 0))).json()
+    assert page["messages"][0]["body"] == []  # and as deleted
     await alice.close()
     await bob.close()
 
