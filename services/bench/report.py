@@ -115,6 +115,12 @@ _ROWS: list[tuple[str, str, tuple[str, ...], str]] = [
         "≥ 50 % of PG ceiling",
     ),
     ("throughput", "fanout only: deliveries/s", ("fanout_only.deliveries_per_s",), ""),
+    (
+        "throughput",
+        "fanout only: waited for the database to settle, s",
+        ("fanout_only.settled_s",),
+        "",
+    ),
     ("bigroom", "member clients", ("members",), ""),
     ("bigroom", "send accepted, ms", ("accept_ms",), ""),
     ("bigroom", "all queue rows committed, ms", ("committed_ms",), "≤ 250"),
@@ -143,6 +149,7 @@ _ROWS: list[tuple[str, str, tuple[str, ...], str]] = [
     ("ceilings", "bare ASGI answers/s", ("bare_asgi.per_s",), ""),
     ("ceilings", "bare ASGI answers/s, aiohttp's client", ("bare_asgi_aiohttp.per_s",), ""),
     ("ceilings", "gateway empty long-polls/s", ("gateway_empty_poll.per_s",), ""),
+    ("ceilings", "waited for the database to settle, s", ("settled_s",), ""),
 ]
 
 

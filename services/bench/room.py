@@ -25,6 +25,31 @@ _ROWS = """SELECT coalesce(sum(last_seq), 0)::bigint FROM delivery.client_seq
            WHERE client_id = ANY($1::uuid[])"""
 
 
+# Work a previous scenario left to the database: queue rows fanout's trimmer is
+# still to delete (its own condition), or autovacuum at work on what it left.
+_BUSY = """SELECT EXISTS (
+    SELECT 1 FROM delivery.client_queues q LEFT JOIN identity.clients c ON c.id = q.client_id
+    WHERE c.id IS NULL OR q.seq <= c.acked_seq
+) OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker')"""
+
+
+async def settled(pool: asyncpg.Pool[Any], deadline: float, every: float = 0.1) -> float:
+    """Seconds until the database has done what earlier scenarios left it to do.
+
+    A scenario's queue rows are deleted in the background once read (fanout trims
+    every few seconds), and autovacuum follows: a scenario measured against the
+    PostgreSQL ceiling, and the ceiling itself, start once both are done, not
+    while a previous scenario's hundreds of thousands of rows are being deleted
+    and vacuumed. Gives up after ``deadline`` seconds.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        if not await pool.fetchval(_BUSY):
+            break
+        await asyncio.sleep(every)  # sampled, as ``RowCounter`` samples
+    return round(time.monotonic() - started, 3)
+
+
 async def bounded(limit: int, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
     """Run ``calls`` with at most ``limit`` at a time; results in order."""
     gate = asyncio.Semaphore(limit)

@@ -43,7 +43,7 @@ from services.bench.idle import idle
 from services.bench.load import Load, fanout_only, latency, throughput
 from services.bench.options import Sizes, sizes_from
 from services.bench.procs import Sampler
-from services.bench.room import Room
+from services.bench.room import Room, settled
 from services.bench.seed import last_seqs, population
 
 Say = Callable[[str], None]
@@ -173,6 +173,7 @@ class _Run:
         if "ceilings" in chosen and room is not None:
             self.say("ceilings: PostgreSQL, JetStream, bare ASGI")
             await last_seqs(self.pool, room.members)  # the empty poll reads from the end
+            waited = await settled(self.pool, sizes.drain_timeout)
             self.scenarios["ceilings"] = await self.scenario(
                 "ceilings",
                 ceilings(
@@ -185,6 +186,7 @@ class _Run:
                     sizes.http_concurrency,
                 ),
             )
+            self.scenarios["ceilings"]["settled_s"] = waited
 
     async def room_scenarios(self, room: Room, chosen: set[str]) -> None:
         sizes = self.sizes
@@ -197,10 +199,12 @@ class _Run:
         if "throughput" in chosen:
             self.say(f"throughput: {sizes.senders} senders flat out for {sizes.duration:g} s")
             result = await self.scenario("throughput", throughput(load))
+            waited = await settled(self.pool, sizes.drain_timeout)
             self.say(f"throughput: {sizes.fanout_events} events straight into the stream")
             result["fanout_only"] = await self.scenario(
                 "fanout_only", fanout_only(load, self.target.settings, self.target.nats_url)
             )
+            result["fanout_only"]["settled_s"] = waited
             self.scenarios["throughput"] = result
 
     async def population(self, count: int) -> tuple[list[Member], Member]:
