@@ -13,14 +13,20 @@ from libs.db import Conn
 from services.fanout.handlers import Change, Join, StoredItem
 
 
-def _take_numbers(table: str, key: str, last: str, source: str) -> str:
+def _take_numbers(table: str, key: str, last: str, source: str, each: str | None = None) -> str:
     """The upsert taking, for each ``key`` of ``source``, as many numbers after its
-    counter's ``last`` as ``source`` has rows of it; it returns each new ``last``
-    (the rows take ``last - count + 1`` … ``last``). Counter rows are locked in key
-    order, so that concurrent writers wait for each other instead of deadlocking."""
+    counter's ``last`` as ``source`` has rows of it (or, where ``source`` has one row
+    per key, ``each``); it returns each new ``last`` (the rows take ``last - count +
+    1`` … ``last``). Counter rows are locked in key order, so that concurrent
+    writers wait for each other instead of deadlocking."""
+    taken = (
+        f"SELECT {key}, count(*) FROM {source} GROUP BY {key}"
+        if each is None
+        else f"SELECT {key}, {each} FROM {source}"
+    )
     return f"""
     INSERT INTO {table} AS c ({key}, {last})
-    SELECT {key}, count(*) FROM {source} GROUP BY {key} ORDER BY {key}
+    {taken} ORDER BY {key}
     ON CONFLICT ({key}) DO UPDATE SET {last} = c.{last} + excluded.{last}
     RETURNING {key}, {last}"""
 
@@ -35,15 +41,21 @@ def _take_numbers(table: str, key: str, last: str, source: str) -> str:
 # also moves the partition's position from $20 to $19, and writes only when it
 # did: run on its own, outside a transaction, the statement is the whole of a
 # batch, atomic, and a position moved meanwhile by another owner (or no
-# position yet) leaves everything as it was. Its recipients are
-# ``{recipients}``: those of any item (``_ANY_RECIPIENTS``), or, for a batch of
-# channel items alone (the common case), the channel's member clients
-# (``_CHANNEL_RECIPIENTS``), a statement PostgreSQL plans in half the time. Its
+# position yet) leaves everything as it was. Each item is stored with its JSON
+# as well ($21, ``StoredItem.wire``), which queue reads send as it is.
+#
+# ``_WRITE`` writes the items; what follows it queues them. ``_QUEUE`` finds
+# each item's recipients, ``{recipients}``: those of any item
+# (``_ANY_RECIPIENTS``), or, for a batch of channel items alone, the channel's
+# member clients (``_CHANNEL_RECIPIENTS``), a statement PostgreSQL plans in half
+# the time; it numbers each client's rows by a window over them all.
+# ``_QUEUE_ONE_CHANNEL``, for the items of one channel alone (the common
+# case: a channel's backlog, a single message), finds the member clients once:
+# each gets every item, so its n-th item of the batch takes its counter's old
+# value + n, with no window and no sort over the queue rows. The statement's
 # first row is the batch's (client_id NULL): whether it claimed, which items
 # (ords) it wrote, their positions and the queue rows written; then a row per
 # recipient client. Positions and seqs are both taken by ``_take_numbers``.
-# Each item is stored with its JSON as well ($21, ``StoredItem.wire``), which
-# queue reads send as it is.
 _WRITE = """
 WITH claimed AS (
     UPDATE delivery.partition_offsets SET stream_seq = $19
@@ -63,7 +75,8 @@ given AS (
 targets AS ({targets}),
 ev AS (
     SELECT given.*,
-           t.last_pos - count(*) OVER w + row_number() OVER (w ORDER BY given.ord) AS pos
+           t.last_pos - count(*) OVER w + row_number() OVER (w ORDER BY given.ord) AS pos,
+           row_number() OVER (ORDER BY given.ord) AS nth
     FROM given JOIN targets t USING (target)
     WINDOW w AS (PARTITION BY given.target)
 ),
@@ -76,6 +89,18 @@ msg AS (
     FROM ev ORDER BY ord
     RETURNING id, event_id
 ),
+"""
+
+_BATCH_ROW = """
+SELECT NULL AS client_id, NULL::bigint AS last_seq, NULL::int[] AS ords,
+       EXISTS (SELECT FROM claimed) AS claimed,
+       ARRAY(SELECT ord FROM ev ORDER BY ord) AS written,
+       ARRAY(SELECT pos FROM ev ORDER BY ord) AS positions,
+       (SELECT count(*) FROM {queued}) AS queued
+"""
+
+_QUEUE = (
+    """
 rcpt AS ({recipients}),
 counters AS ({counters}),
 numbered AS (
@@ -90,16 +115,39 @@ queued AS (
 ),
 picks AS (
     SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $16 GROUP BY client_id
-)
-SELECT NULL AS client_id, NULL::bigint AS last_seq, NULL::int[] AS ords,
-       EXISTS (SELECT FROM claimed) AS claimed,
-       ARRAY(SELECT ord FROM ev ORDER BY ord) AS written,
-       ARRAY(SELECT pos FROM ev ORDER BY ord) AS positions,
-       (SELECT count(*) FROM rcpt) AS queued
-UNION ALL
+)"""
+    + _BATCH_ROW.replace("{queued}", "rcpt")
+    + """UNION ALL
 SELECT c.client_id::text, c.last_seq, p.ords, NULL, NULL, NULL, NULL
 FROM counters c LEFT JOIN picks p USING (client_id)
 """
+)
+
+# The items written are all of one channel: every member client gets them all.
+_QUEUE_ONE_CHANNEL = (
+    """
+rcpt AS (
+    SELECT c.id AS client_id
+    FROM delivery.members m JOIN identity.clients c ON c.session_id = m.session_id
+    WHERE m.channel = (SELECT channel FROM ev LIMIT 1)
+),
+counters AS ({each_counters}),
+numbered AS (
+    SELECT c.client_id, msg.id AS message_id,
+           c.last_seq - (SELECT count(*) FROM ev) + ev.nth AS seq
+    FROM counters c CROSS JOIN ev JOIN msg USING (event_id)
+),
+queued AS (
+    INSERT INTO delivery.client_queues (client_id, seq, message_id)
+    SELECT client_id, seq, message_id FROM numbered
+)"""
+    + _BATCH_ROW.replace("{queued}", "numbered")
+    + """UNION ALL
+SELECT c.client_id::text, c.last_seq, CASE WHEN $16 THEN ARRAY(SELECT ord FROM ev ORDER BY ord) END,
+       NULL, NULL, NULL, NULL
+FROM counters c
+"""
+)
 
 # A channel's member sessions are distinct, and so are their clients: no dedup.
 _CHANNEL_RECIPIENTS = """
@@ -138,8 +186,15 @@ _NUMBERS = {
     "targets": _take_numbers("delivery.targets", "target", "last_pos", "given"),
     "counters": _take_numbers("delivery.client_seq", "client_id", "last_seq", "rcpt"),
 }
-_WRITE_ITEMS = _WRITE.format(recipients=_ANY_RECIPIENTS, **_NUMBERS)
-_WRITE_CHANNEL_ITEMS = _WRITE.format(recipients=_CHANNEL_RECIPIENTS, **_NUMBERS)
+_WRITE_ITEMS = _WRITE.format(**_NUMBERS) + _QUEUE.format(recipients=_ANY_RECIPIENTS, **_NUMBERS)
+_WRITE_CHANNEL_ITEMS = _WRITE.format(**_NUMBERS) + _QUEUE.format(
+    recipients=_CHANNEL_RECIPIENTS, **_NUMBERS
+)
+_WRITE_ONE_CHANNEL = _WRITE.format(**_NUMBERS) + _QUEUE_ONE_CHANNEL.format(
+    each_counters=_take_numbers(
+        "delivery.client_seq", "client_id", "last_seq", "rcpt", each="(SELECT count(*) FROM ev)"
+    )
+)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -255,11 +310,7 @@ async def write_items(
     """
     if not items:
         return Written({}, 0, [], [], {} if with_picks else None)
-    only_channels = not any(i.sessions or i.channels for i in items)
-    rows = await conn.fetch(
-        _WRITE_CHANNEL_ITEMS if only_channels else _WRITE_ITEMS,
-        *_write_args(items, with_picks, claim),
-    )
+    rows = await conn.fetch(_statement(items), *_write_args(items, with_picks, claim))
     [batch] = [r for r in rows if r["client_id"] is None]
     clients = [r for r in rows if r["client_id"] is not None]
     last_seqs = {r["client_id"]: r["last_seq"] for r in clients}
@@ -276,6 +327,23 @@ async def write_items(
         picks,
         bool(batch["claimed"]),
     )
+
+
+def _one_channel(items: list[StoredItem]) -> bool:
+    """Whether every item goes to the members of one channel, and to no one else."""
+    channel = items[0].channel
+    return channel is not None and all(
+        i.channel == channel and not i.sessions and not i.channels for i in items
+    )
+
+
+def _statement(items: list[StoredItem]) -> str:
+    """The statement writing ``items``: the narrowest that finds their recipients."""
+    if _one_channel(items):
+        return _WRITE_ONE_CHANNEL
+    if not any(i.sessions or i.channels for i in items):
+        return _WRITE_CHANNEL_ITEMS
+    return _WRITE_ITEMS
 
 
 def _write_args(items: list[StoredItem], with_picks: bool, claim: Claim | None) -> list[Any]:

@@ -390,6 +390,37 @@ async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queue
     assert answers[0] == answers[1]
     assert queues[0] == queues[1]
     assert len(queues[0]) == 3 * 2 + 3  # three items for each of alice's clients, three for bob
+
+    # Items of one channel alone, one of them written already: the statement that
+    # finds the members once queues what the general one queues, and skips it too.
+    one = [
+        StoredItem(uuid.uuid4(), "#a", "PRIVMSG", "alice", None, "#a", [], [f"{n}"], {}, now, "#a")
+        for n in range(4)
+    ]
+    answers, queues = [], []
+    async with system.db() as conn:
+        for statement in (store._WRITE_ONE_CHANNEL, store._WRITE_ITEMS):
+            written = conn.transaction()
+            await written.start()
+            await conn.fetch(store._WRITE_ITEMS, *store._write_args(one[1:2], True, None))
+            rows = await conn.fetch(statement, *store._write_args(one, True, None))
+            answers.append(sorted((tuple(r) for r in rows), key=str))
+            queues.append(
+                await conn.fetch(
+                    """SELECT q.client_id, q.seq, m.event_id, m.pos FROM delivery.client_queues q
+                       JOIN delivery.messages m ON m.id = q.message_id
+                       WHERE m.event_id = ANY($1::uuid[]) ORDER BY q.client_id, q.seq""",
+                    [i.event_id for i in one],
+                )
+            )
+            await written.rollback()
+    assert answers[0] == answers[1]
+    assert queues[0] == queues[1]
+    assert len(queues[0]) == 4 * 3  # four items for each of alice's two clients and bob's
+    [batch] = [r for r in answers[0] if r[0] is None]
+    assert batch[4] == [0, 2, 3] and batch[6] == 3 * 3  # the one written before is left out
+    assert store._statement(one) is store._WRITE_ONE_CHANNEL
+    assert store._statement(items) is store._WRITE_CHANNEL_ITEMS
     await close(alice, bob, phone)
 
 
