@@ -66,6 +66,17 @@ class Item(msgspec.Struct, kw_only=True, omit_defaults=True):
     pinned: bool = False
 
 
+# An ``Item`` as fanout stores it (``stored_wire``): the fields every item has but
+# its position, in the same order, so that ``seq`` and ``pos`` splice in before them.
+_Stored = msgspec.defstruct(
+    "_Stored",
+    [
+        (f.name, f.type, msgspec.field(name=f.encode_name))
+        for f in msgspec.structs.fields(Item)
+        if f.required and f.name != "pos"
+    ],
+)
+
 # The columns every item query selects, in this order (``m`` is delivery.messages).
 ITEM_COLUMNS = (
     "m.pos, m.event_id, m.created_at, m.command, m.sender, m.to_name, m.params, m.body, m.meta"
@@ -77,19 +88,6 @@ QUEUE_COLUMNS = "q.seq, m.pos, m.wire, " + ", ".join(
     f"CASE WHEN m.wire IS NULL THEN m.{column} END AS {column}"
     for column in ITEM_COLUMNS.replace("m.", "").split(", ")[1:]
 )
-
-
-class _Stored(msgspec.Struct):
-    """An ``Item`` as fanout writes it, before any position or seq: its fields, in order."""
-
-    id: str
-    ts: str
-    command: str
-    from_: str = msgspec.field(name="from")
-    to: str
-    params: list[str]
-    body: Body
-    meta: dict[str, Any]
 
 
 def stored_wire(

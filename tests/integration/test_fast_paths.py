@@ -356,6 +356,28 @@ def _after(seq: int, timeout: float) -> dict[str, Any]:
     return {"after": seq, "timeout": timeout}
 
 
+async def _queued_by(
+    conn: Any, statement: str, items: list[StoredItem], before: list[StoredItem] | None = None
+) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    """What ``statement`` answers for ``items`` and the queue rows it writes (``before``
+    written first by the general statement), all rolled back after."""
+    written = conn.transaction()
+    await written.start()
+    try:
+        if before:
+            await conn.fetch(store._WRITE_ITEMS, *store._write_args(before, True, None))
+        rows = await conn.fetch(statement, *store._write_args(items, True, None))
+        queued = await conn.fetch(
+            """SELECT q.client_id, q.seq, m.event_id, m.pos FROM delivery.client_queues q
+               JOIN delivery.messages m ON m.id = q.message_id
+               WHERE m.event_id = ANY($1::uuid[]) ORDER BY q.client_id, q.seq""",
+            [i.event_id for i in items],
+        )
+    finally:
+        await written.rollback()  # the other statement writes the same
+    return sorted((tuple(r) for r in rows), key=str), list(queued)
+
+
 async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queues_it(
     system: System,
 ) -> None:
@@ -371,22 +393,14 @@ async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queue
         StoredItem(uuid.uuid4(), c, "PRIVMSG", "alice", None, c, [], [f"to {c}"], {}, now, c)
         for c in ("#a", "#b", "#a", "#c", "#nobody")
     ]
-    answers, queues = [], []
     async with system.db() as conn:
-        for statement in (store._WRITE_CHANNEL_ITEMS, store._WRITE_ITEMS):
-            written = conn.transaction()
-            await written.start()
-            rows = await conn.fetch(statement, *store._write_args(items, True, None))
-            answers.append(sorted((tuple(r) for r in rows), key=str))
-            queues.append(
-                await conn.fetch(
-                    """SELECT q.client_id, q.seq, m.event_id FROM delivery.client_queues q
-                       JOIN delivery.messages m ON m.id = q.message_id
-                       WHERE m.event_id = ANY($1::uuid[]) ORDER BY q.client_id, q.seq""",
-                    [i.event_id for i in items],
-                )
-            )
-            await written.rollback()  # the other statement writes the same
+        answers, queues = zip(
+            *[
+                await _queued_by(conn, statement, items)
+                for statement in (store._WRITE_CHANNEL_ITEMS, store._WRITE_ITEMS)
+            ],
+            strict=True,
+        )
     assert answers[0] == answers[1]
     assert queues[0] == queues[1]
     assert len(queues[0]) == 3 * 2 + 3  # three items for each of alice's clients, three for bob
@@ -397,23 +411,14 @@ async def test_a_batch_of_channel_items_is_queued_as_the_general_statement_queue
         StoredItem(uuid.uuid4(), "#a", "PRIVMSG", "alice", None, "#a", [], [f"{n}"], {}, now, "#a")
         for n in range(4)
     ]
-    answers, queues = [], []
     async with system.db() as conn:
-        for statement in (store._WRITE_ONE_CHANNEL, store._WRITE_ITEMS):
-            written = conn.transaction()
-            await written.start()
-            await conn.fetch(store._WRITE_ITEMS, *store._write_args(one[1:2], True, None))
-            rows = await conn.fetch(statement, *store._write_args(one, True, None))
-            answers.append(sorted((tuple(r) for r in rows), key=str))
-            queues.append(
-                await conn.fetch(
-                    """SELECT q.client_id, q.seq, m.event_id, m.pos FROM delivery.client_queues q
-                       JOIN delivery.messages m ON m.id = q.message_id
-                       WHERE m.event_id = ANY($1::uuid[]) ORDER BY q.client_id, q.seq""",
-                    [i.event_id for i in one],
-                )
-            )
-            await written.rollback()
+        answers, queues = zip(
+            *[
+                await _queued_by(conn, statement, one, before=one[1:2])
+                for statement in (store._WRITE_ONE_CHANNEL, store._WRITE_ITEMS)
+            ],
+            strict=True,
+        )
     assert answers[0] == answers[1]
     assert queues[0] == queues[1]
     assert len(queues[0]) == 4 * 3  # four items for each of alice's two clients and bob's
