@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -68,36 +69,53 @@ class DeliveryProjection:
                 undecodable.append((delivery, repr(error)))
         claim = store.Claim(self.stream, partition, after, batch[-1].stream_seq)
         items = None if undecodable else _plain_items(events)
-        if items is not None:
-            # One statement, no transaction around it: the whole batch, or nothing when
-            # the position is not ``after`` (another owner's, or none yet), and then
-            # the batch is applied as any other, which tells the two apart.
-            async with self.pool.acquire() as conn:
-                written = await store.write_items(conn, items, len(items) <= WAKE_ITEMS, claim)
-            if written.claimed:
-                metrics.record_batch(
-                    partition,
-                    size=len(batch),
-                    processed=len(written.written),
-                    redelivered=len(items) - len(written.written),
-                    parked=0,
-                    queue_rows=written.rows,
-                    seconds=time.perf_counter() - started,
-                )
-                carried: _Carried | None = None
-                if written.picks is not None:
-                    carried = _Carried()
-                    carried.add(items, written)
-                return self._waking(written.last_seqs, carried)
+        done = None if items is None else await self._apply_plain(items, claim)
+        if done is None:
+            done = await self._apply_any(claim, events, undecodable)
+        metrics.record_batch(
+            partition,
+            size=len(batch),
+            processed=done.processed,
+            redelivered=done.redelivered,
+            parked=len(undecodable),
+            queue_rows=done.queue_rows,
+            seconds=time.perf_counter() - started,
+        )
+        return done.wake
 
+    async def _apply_plain(self, items: list[StoredItem], claim: store.Claim) -> _Applied | None:
+        """A batch of plain channel messages (``_plain_items``) as one statement, no
+        transaction around it: the whole batch, or nothing (None) when the position
+        is not where the batch starts (another owner's, or none yet); the batch is
+        then applied as any other, which tells the two apart."""
+        async with self.pool.acquire() as conn:
+            written = await store.write_items(conn, items, len(items) <= WAKE_ITEMS, claim)
+        if not written.claimed:
+            return None
+        carried = None if written.picks is None else _Carried.of([(items, written)])
+        return _Applied(
+            processed=len(written.written),
+            redelivered=len(items) - len(written.written),
+            queue_rows=written.rows,
+            wake=self._waking(written.last_seqs, carried),
+        )
+
+    async def _apply_any(
+        self,
+        claim: store.Claim,
+        events: list[AnyEvent],
+        undecodable: list[tuple[Delivery, str]],
+    ) -> _Applied:
+        """Any batch, in one transaction under the partition's position lock."""
+        partition = claim.partition
         woken: dict[str, int] = {}
-        kept = _Carried()
+        parts: list[tuple[list[StoredItem], store.Written]] = []
         queue_rows = 0
         async with self.pool.acquire() as conn, conn.transaction():
             position, done = await store.lock_position_and_find(
                 conn, self.stream, partition, [e.event_id for e in events]
             )
-            if position != after:
+            if position != claim.after:
                 # Another owner committed here, and may have died before its wakes.
                 await self.publish_recheck()
                 raise PositionConflict(partition)
@@ -122,22 +140,17 @@ class DeliveryProjection:
                     unclaimed = None
                 woken.update(written.last_seqs)
                 queue_rows += written.rows
-                if carry:
-                    kept.add(segment.items, written)
+                parts.append((segment.items, written))
                 await store.apply_changes(conn, segment.after)
             await extras.project(conn, fresh)
             if unclaimed is not None:
                 await store.save_position(conn, self.stream, partition, claim.to)
-        metrics.record_batch(
-            partition,
-            size=len(batch),
+        return _Applied(
             processed=len(fresh),
             redelivered=len(done),  # not the changes dropped as changing nothing
-            parked=len(undecodable),
             queue_rows=queue_rows,
-            seconds=time.perf_counter() - started,
+            wake=self._waking(woken, _Carried.of(parts) if carry else None, rewrote),
         )
-        return self._waking(woken, kept if carry else None, rewrote)
 
     def _waking(
         self, woken: dict[str, int], carried: _Carried | None, rewrote: bool = False
@@ -216,6 +229,16 @@ class DeliveryProjection:
             await self.nc.publish(self.wake_subject, data)
 
 
+@dataclass
+class _Applied:
+    """What applying a batch did, for its metrics, and what publishes its wakes."""
+
+    processed: int
+    redelivered: int
+    queue_rows: int
+    wake: AfterAck | None
+
+
 class _Carried:
     """The items of a small batch, encoded as queue items, and which clients got which."""
 
@@ -223,6 +246,14 @@ class _Carried:
         self.items: list[bytes] = []
         self.picks: dict[str, list[int]] = {}
         self.size = 0
+
+    @classmethod
+    def of(cls, parts: list[tuple[list[StoredItem], store.Written]]) -> _Carried:
+        """The items of each ``write_items`` call, with what it wrote, in order."""
+        carried = cls()
+        for items, written in parts:
+            carried.add(items, written)
+        return carried
 
     def add(self, items: list[StoredItem], written: store.Written) -> None:
         """``items`` as given to ``write_items``, of which it wrote ``written``."""

@@ -116,7 +116,7 @@ queued AS (
 picks AS (
     SELECT client_id, array_agg(ord ORDER BY ord) AS ords FROM rcpt WHERE $16 GROUP BY client_id
 )"""
-    + _BATCH_ROW.replace("{queued}", "rcpt")
+    + _BATCH_ROW
     + """UNION ALL
 SELECT c.client_id::text, c.last_seq, p.ords, NULL, NULL, NULL, NULL
 FROM counters c LEFT JOIN picks p USING (client_id)
@@ -131,7 +131,7 @@ rcpt AS (
     FROM delivery.members m JOIN identity.clients c ON c.session_id = m.session_id
     WHERE m.channel = (SELECT channel FROM ev LIMIT 1)
 ),
-counters AS ({each_counters}),
+counters AS ({counters}),
 numbered AS (
     SELECT c.client_id, msg.id AS message_id,
            c.last_seq - (SELECT count(*) FROM ev) + ev.nth AS seq
@@ -141,7 +141,7 @@ queued AS (
     INSERT INTO delivery.client_queues (client_id, seq, message_id)
     SELECT client_id, seq, message_id FROM numbered
 )"""
-    + _BATCH_ROW.replace("{queued}", "numbered")
+    + _BATCH_ROW
     + """UNION ALL
 SELECT c.client_id::text, c.last_seq, CASE WHEN $16 THEN ARRAY(SELECT ord FROM ev ORDER BY ord) END,
        NULL, NULL, NULL, NULL
@@ -182,18 +182,22 @@ _ANY_RECIPIENTS = (
 """
 )
 
-_NUMBERS = {
-    "targets": _take_numbers("delivery.targets", "target", "last_pos", "given"),
-    "counters": _take_numbers("delivery.client_seq", "client_id", "last_seq", "rcpt"),
-}
-_WRITE_ITEMS = _WRITE.format(**_NUMBERS) + _QUEUE.format(recipients=_ANY_RECIPIENTS, **_NUMBERS)
-_WRITE_CHANNEL_ITEMS = _WRITE.format(**_NUMBERS) + _QUEUE.format(
-    recipients=_CHANNEL_RECIPIENTS, **_NUMBERS
-)
-_WRITE_ONE_CHANNEL = _WRITE.format(**_NUMBERS) + _QUEUE_ONE_CHANNEL.format(
-    each_counters=_take_numbers(
-        "delivery.client_seq", "client_id", "last_seq", "rcpt", each="(SELECT count(*) FROM ev)"
+_TARGETS = _take_numbers("delivery.targets", "target", "last_pos", "given")
+_WRITE_ITEMS, _WRITE_CHANNEL_ITEMS = (
+    (_WRITE + _QUEUE).format(
+        targets=_TARGETS,
+        recipients=recipients,
+        counters=_take_numbers("delivery.client_seq", "client_id", "last_seq", "rcpt"),
+        queued="rcpt",
     )
+    for recipients in (_ANY_RECIPIENTS, _CHANNEL_RECIPIENTS)
+)
+_WRITE_ONE_CHANNEL = (_WRITE + _QUEUE_ONE_CHANNEL).format(
+    targets=_TARGETS,
+    counters=_take_numbers(
+        "delivery.client_seq", "client_id", "last_seq", "rcpt", each="(SELECT count(*) FROM ev)"
+    ),
+    queued="numbered",
 )
 
 _encode = msgspec.json.Encoder().encode
